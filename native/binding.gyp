@@ -1,0 +1,26 @@
+# Builds every native program of Skiff and the Node addon. `npm run build:native` runs node-gyp on this file
+# and copies the executables to dist/bin/.
+{
+  "target_defaults": {
+    "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fstack-protector-strong",
+               "-D_FORTIFY_SOURCE=2", "-D_GNU_SOURCE"],
+    "cflags!": ["-fno-exceptions"],
+    "ldflags": ["-Wl,-z,relro,-z,now", "-Wl,--as-needed"]
+  },
+  "targets": [
+    {
+      "target_name": "skiff-runtime",
+      "type": "executable",
+      "sources": ["<!@(ls -1 runtime/*.c)"],
+      "include_dirs": ["runtime"],
+      "libraries": ["-ljson-c", "-lseccomp"]
+    },
+    {
+      "target_name": "skiff_native",
+      "sources": ["addon/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall"]
+    }
+  ]
+}

@@ -1,0 +1,39 @@
+/* The identity and confinement of a container process: user (uid, gid, additionalGids, umask), all five
+ * capability sets, noNewPrivileges, rlimits, oomScoreAdj, scheduler, ioPriority, linux.personality,
+ * linux.seccomp (libseccomp), and AppArmor/SELinux (a clear error when asked for on a host without them).
+ *
+ * security_parse runs in the runtime before anything is created, so every config error surfaces there. The
+ * apply functions run in the container's init (or exec'd process) in this order:
+ *   security_apply_early   rlimits, oom_score_adj, personality, scheduler, ioprio, umask
+ *   security_apply_seccomp when !security_seccomp_late (needs privileges: before identity)
+ *   security_apply_identity groups, gid, uid, capabilities, no_new_privs
+ *   security_apply_seccomp when security_seccomp_late (noNewPrivileges: as late as possible, right before exec) */
+#ifndef SKIFF_SECURITY_H
+#define SKIFF_SECURITY_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "error.h"
+
+typedef struct sk_security sk_security;
+
+/* process: the config's "process" object; linux_obj: its "linux" object (may be NULL). Strings may point into
+ * the JSON, which must outlive the result. */
+int security_parse(json_object *process, json_object *linux_obj, sk_security **out, sk_error *err);
+int security_apply_early(const sk_security *sec, sk_error *err);
+int security_apply_identity(const sk_security *sec, sk_error *err);
+bool security_seccomp_late(const sk_security *sec);
+int security_apply_seccomp(const sk_security *sec, sk_error *err);
+/* If linux.seccomp has a listenerPath: the notify fd made by security_apply_seccomp, else -1. */
+int security_seccomp_notify_fd(const sk_security *sec);
+void security_free(sk_security *sec);
+
+/* Capability names known to this build ("CAP_CHOWN"…), for `features`; NULL-terminated. */
+const char *const *security_known_capabilities(void);
+/* Seccomp actions, operators and architectures supported, for `features`; NULL-terminated. */
+const char *const *security_seccomp_actions(void);
+const char *const *security_seccomp_operators(void);
+const char *const *security_seccomp_archs(void);
+
+#endif
