@@ -3,7 +3,7 @@
 {
   "target_defaults": {
     "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fstack-protector-strong",
-               "-D_FORTIFY_SOURCE=2", "-D_GNU_SOURCE"],
+               "-D_FORTIFY_SOURCE=2", "-D_GNU_SOURCE", "-Wno-format-truncation"],
     "cflags!": ["-fno-exceptions"],
     "ldflags": ["-Wl,-z,relro,-z,now", "-Wl,--as-needed"]
   },
