@@ -1,0 +1,63 @@
+/* The commands of skiff-runtime, one function each, and the options they share. */
+#ifndef SKIFF_RUNTIME_H
+#define SKIFF_RUNTIME_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "spec.h"
+
+typedef struct sk_global {
+  const char *root; /* --root, default /run/skiff-runtime */
+} sk_global;
+
+typedef struct sk_create_opts {
+  const char *id, *bundle, *pid_file, *console_socket;
+  int preserve_fds;
+  bool no_pivot;
+} sk_create_opts;
+
+/* create: returns once the init waits on the exec fifo; *pid is its pid. */
+int container_create(const sk_global *g, const sk_create_opts *o, pid_t *pid, sk_error *err);
+int container_start(const sk_global *g, const char *id, sk_error *err);
+
+int cmd_state(const sk_global *g, const char *id, sk_error *err);
+int cmd_kill(const sk_global *g, const char *id, const char *signal, bool all, sk_error *err);
+int cmd_delete(const sk_global *g, const char *id, bool force, sk_error *err);
+int cmd_pause(const sk_global *g, const char *id, bool pause, sk_error *err);
+int cmd_ps(const sk_global *g, const char *id, const char *format, char **ps_args, sk_error *err);
+int cmd_list(const sk_global *g, const char *format, bool quiet, sk_error *err);
+/* resources: a linux.resources JSON object (owned by the caller). */
+int cmd_update(const sk_global *g, const char *id, json_object *resources, sk_error *err);
+int cmd_features(sk_error *err);
+
+typedef struct sk_exec_opts {
+  const char *id, *process_file, *console_socket, *pid_file, *cwd, *user, *apparmor, *process_label;
+  char **args; /* trailing arguments, NULL-terminated */
+  const char **env, **caps; /* from repeated --env / --cap, NULL-terminated */
+  bool tty, detach, no_new_privs;
+  int preserve_fds;
+} sk_exec_opts;
+/* Returns the exit code of the process when not detached. */
+int cmd_exec(const sk_global *g, const sk_exec_opts *o, int *exit_code, sk_error *err);
+/* run = create + start (+ wait + delete unless detached). */
+int cmd_run(const sk_global *g, const sk_create_opts *o, bool detach, int *exit_code, sk_error *err);
+
+/* Child-side helpers shared by create and exec. */
+/* Send an error to the runtime over the sync socket and exit. */
+void child_fail(int sync, sk_error *err) __attribute__((noreturn));
+/* Find args[0] in the process's PATH (from env) the way execvp does; fills buf. */
+int find_executable(const char *name, const char **env, char *buf, size_t len, sk_error *err);
+/* chdir(cwd) and check with getcwd that we really are there (CVE-2024-21626: a leaked fd as cwd). */
+int enter_cwd(const char *cwd, sk_error *err);
+/* Default dispositions and an empty mask: ignored signals would otherwise survive exec into the container. */
+void reset_signals(void);
+/* Mark every fd from `from` on close-on-exec, and keep [3, from) inheritable (--preserve-fds). */
+int seal_fds(int preserve_fds, sk_error *err);
+/* Read the runtime's messages from the sync socket until the child execs (EOF), is ready ('R'), or fails. */
+int await_child(int sync, pid_t pid, const char *what, sk_error *err);
+/* The current time as RFC 3339 with nanoseconds. */
+void rfc3339_now(char *buf, size_t len);
+
+#endif
