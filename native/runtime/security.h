@@ -25,8 +25,13 @@ int security_apply_early(const sk_security *sec, sk_error *err);
 int security_apply_identity(const sk_security *sec, sk_error *err);
 bool security_seccomp_late(const sk_security *sec);
 int security_apply_seccomp(const sk_security *sec, sk_error *err);
-/* If linux.seccomp has a listenerPath: the notify fd made by security_apply_seccomp, else -1. */
+/* If linux.seccomp has a listenerPath: the notify fd made by security_apply_seccomp, else -1. The caller owns it
+ * (O_CLOEXEC; security_free does not close it). */
 int security_seccomp_notify_fd(const sk_security *sec);
+/* In the runtime, once the init has passed its notify fd back: connect to linux.seccomp.listenerPath and send the
+ * spec's container process state ({ociVersion, fds:["seccompFd"], pid, metadata, state}) with the fd as
+ * SCM_RIGHTS. state: the container's state object (may be NULL). No-op without a listenerPath or with fd < 0. */
+int security_seccomp_send_listener(const sk_security *sec, int notify_fd, int pid, json_object *state, sk_error *err);
 void security_free(sk_security *sec);
 
 /* Capability names known to this build ("CAP_CHOWN"…), for `features`; NULL-terminated. */
@@ -35,5 +40,12 @@ const char *const *security_known_capabilities(void);
 const char *const *security_seccomp_actions(void);
 const char *const *security_seccomp_operators(void);
 const char *const *security_seccomp_archs(void);
+/* Seccomp filter flags known to this build, and whether the running kernel supports one (features' knownFlags and
+ * supportedFlags). */
+const char *const *security_seccomp_known_flags(void);
+bool security_seccomp_flag_supported(const char *flag);
+/* Whether the host has AppArmor / SELinux (features' apparmor.enabled, selinux.enabled). */
+bool security_apparmor_enabled(void);
+bool security_selinux_enabled(void);
 
 #endif
