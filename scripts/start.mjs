@@ -1,0 +1,73 @@
+// `npm start`: builds what is out of date, then says what Skiff is and what can be run today.
+// There is no dashboard yet (a later issue brings it: then this starts Electron, or serves the dashboard in a
+// browser when no Electron binary is present). Exits 0 when the build is good, 1 when it fails.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const runtime = join(root, 'dist', 'bin', 'skiff-runtime');
+const addon = join(root, 'dist', 'native', 'skiff_native.node');
+
+/** Newest modification time of the native sources (native/ but native/build/). */
+function newestSource(dir) {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'build') newest = Math.max(newest, newestSource(p));
+    } else newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+const built = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+const sources = newestSource(join(root, 'native'));
+if (built(runtime) < sources || built(addon) < sources) {
+  console.log('Building the native programs (npm run build:native) ...');
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs')], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) {
+    const out = `${r.stdout}${r.stderr}`.trimEnd().split('\n');
+    console.error(out.slice(-40).join('\n'));
+    console.error(
+      '\nThe build failed (above). skiff-runtime is in progress: see the status table in README.md.\n' +
+        'Build dependencies come from `sudo bash .ci/install-deps`.',
+    );
+    process.exit(1);
+  }
+}
+
+const version = spawnSync(runtime, ['--version'], { encoding: 'utf8' });
+const versionText =
+  version.status === 0 ? version.stdout.trim().split('\n')[0] : `(--version failed: exit ${version.status})`;
+const rel = relative(process.cwd(), runtime) || runtime;
+
+console.log(`
+Skiff runs Linux containers for developers: one desktop app that boots a small Linux VM, runs its own
+container engine inside it, shows a dashboard and a tray menu, and exposes a Docker-compatible socket
+so that the docker CLI and everything that speaks the Docker Engine API just work.
+
+What you can run today
+  ${rel}   ${versionText}
+    the OCI runtime (a drop-in for runc's command line). In a root shell (bash), on a busybox bundle:
+
+      rm -rf /tmp/bb && mkdir -p /tmp/bb/rootfs/{bin,sbin,usr/bin,usr/sbin} && cp /bin/busybox /tmp/bb/rootfs/bin/
+      chroot /tmp/bb/rootfs /bin/busybox --install -s
+      cd /tmp/bb && runc spec && jq '.process.args=["/bin/echo","hello from skiff"] | .process.terminal=false' \\
+        config.json > c.json && mv c.json config.json
+      ${runtime} create --bundle /tmp/bb demo    # returns once the container's init waits
+      ${runtime} start demo                      # prints: hello from skiff
+      ${runtime} state demo && ${runtime} delete demo
+
+  npm test                         build, lint and every test tier (native tests need root)
+  npm run bench -- runtime         skiff-runtime beside runc and crun, alternately (root)
+
+Not built yet: the shim, the supervisor, the daemon (Docker Engine API), the VM agent, the VM image and
+the dashboard. When the dashboard lands, \`npm start\` opens it (in Electron, or in your browser when no
+Electron binary is present).
+`);
