@@ -4,7 +4,7 @@
 // Exit status: 0 only when nothing failed and at least one test passed.
 // Options: --no-build, --no-lint (for a quick loop), and anything after `--` goes to vitest.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,15 +16,26 @@ const own = dashdash === -1 ? argv : argv.slice(0, dashdash);
 const vitestArgs = dashdash === -1 ? [] : argv.slice(dashdash + 1);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
+const tmp = mkdtempSync(join(tmpdir(), 'skiff-test-'));
 const failures = [];
+/** Runs a step with its output in a file: one line when it passes, the last lines of its output when it fails. */
 function step(name, cmd, args) {
-  console.log(`\n== ${name}: ${[cmd, ...args].join(' ')}`);
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
-  if (r.status !== 0) {
-    const why = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
-    console.log(`== ${name}: FAILED (${why})`);
-    failures.push(`${name} (${why})`);
+  const t0 = Date.now();
+  const logFile = join(tmp, `${name}.log`);
+  const fd = openSync(logFile, 'w');
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  if (r.status === 0) {
+    console.log(`== ${name}: ok (${secs} s)`);
+    return;
   }
+  const why = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
+  const lines = readFileSync(logFile, 'utf8').trimEnd().split('\n');
+  console.log(`== ${name}: FAILED (${why}, ${secs} s): ${[cmd, ...args].join(' ')}`);
+  if (lines.length > 120) console.log(`   ... (${lines.length - 120} earlier lines left out)`);
+  console.log(lines.slice(-120).join('\n'));
+  failures.push(`${name} (${why})`);
 }
 
 if (process.getuid?.() !== 0) {
@@ -33,14 +44,13 @@ if (process.getuid?.() !== 0) {
 if (!own.includes('--no-build')) step('build', npm, ['run', '--silent', 'build']);
 if (!own.includes('--no-lint')) step('lint', npm, ['run', '--silent', 'lint']);
 
-const tmp = mkdtempSync(join(tmpdir(), 'skiff-test-'));
 const jsonFile = join(tmp, 'vitest.json');
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
 console.log('\n== tests: vitest run (all projects)');
 const run = spawnSync(
   process.execPath,
   [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...vitestArgs],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, FORCE_COLOR: process.env.FORCE_COLOR ?? '0' } },
+  { cwd: root, stdio: 'inherit' },
 );
 
 // Failures that are not failed tests (build, lint, a file that could not run) were pushed to `failures`: each
