@@ -599,7 +599,16 @@ static int do_fresh(int rootfd, const rmount *m, const char *type, const char *d
   if (!m->copyup && !m->nprop && !(m->rattr.attr_set | m->rattr.attr_clr)) return 0;
   close_(&tgt);
   if ((tgt = resolve(rootfd, m->dest, MK_NONE, err)) < 0) return -1;
-  if (m->copyup && copy_tree(under, tgt, m->dest, err) < 0) return -1;
+  if (m->copyup) {
+    struct stat st;
+    char q[32];
+    if (copy_tree(under, tgt, m->dest, err) < 0) return -1;
+    /* the tmpfs root takes the directory's owner, and its mode unless the options gave one */
+    if (fstat(under, &st) < 0 || fchownat(tgt, "", st.st_uid, st.st_gid, AT_EMPTY_PATH) < 0 ||
+        (!(data && (strncmp(data, "mode=", 5) == 0 || strstr(data, ",mode="))) &&
+         chmod(procfd(q, tgt), st.st_mode & 07777) < 0))
+      return sk_fail(err, errno, "tmpcopyup: setting the owner and mode of %s", m->dest);
+  }
   if (apply_rattr(tgt, m, err) < 0) return -1;
   return apply_props(tgt, m, err);
 }
@@ -616,8 +625,9 @@ static int do_cgroup(int rootfd, const rmount *m, const sk_rootfs_ctx *ctx, sk_e
     b.source = (char *)h[0].host_dir;
     return do_bind(rootfd, &b, err);
   }
-  if (cg == NULL) { /* nothing to go by: show the host's hierarchies as they are */
+  if (cg == NULL) { /* nothing to go by: the host's hierarchies, the options applied to every one */
     b.source = "/sys/fs/cgroup";
+    ms_to_attr(m->flags, m->cleared, &b.rattr);
     return do_bind(rootfd, &b, err);
   }
   /* v1: a tmpfs with one directory per hierarchy, as runc and Docker lay it out */
