@@ -44,6 +44,9 @@ typedef struct {
   const char *listener_path, *listener_metadata;
   bool uses_notify;
   int *notify_fd; /* separately allocated so a const sk_security can still record it */
+  json_object *obj; /* linux.seccomp itself: the compile cache's key */
+  void *bpf;        /* compiled by security_seccomp_prepare, else NULL: the init compiles */
+  size_t bpf_len;
 } sk_seccomp;
 
 typedef struct {
@@ -102,5 +105,6 @@ void caps_mask_names(uint64_t mask, char *buf, size_t len);
 int seccomp_parse_config(json_object *seccomp_obj, sk_seccomp **out, sk_error *err);
 void seccomp_config_free(sk_seccomp *sc);
 int seccomp_apply(const sk_seccomp *sc, sk_error *err);
+int seccomp_prepare(sk_seccomp *sc, const char *cache_dir, sk_error *err);
 
 #endif
