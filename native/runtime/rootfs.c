@@ -749,6 +749,8 @@ static int setup_dev(const sk_rootfs *r, int rootfd, const sk_rootfs_ctx *ctx, s
   }
   if (r->dev_tmpfs)
     for (size_t i = 0; i < sizeof dev_links / sizeof dev_links[0]; i++) {
+      /* as runc: /dev/core only when the kernel has a /proc/kcore (the host's /proc is still visible) */
+      if (strcmp(dev_links[i].name, "core") == 0 && access("/proc/kcore", F_OK) < 0) continue;
       int rc = symlinkat(dev_links[i].target, devfd, dev_links[i].name);
       if (rc < 0 && errno == EEXIST && strcmp(dev_links[i].name, "ptmx") == 0) /* runc: ptmx is always the link */
         rc = unlinkat(devfd, "ptmx", 0) < 0 ? -1 : symlinkat(dev_links[i].target, devfd, "ptmx");
@@ -823,7 +825,8 @@ static int mask_path(int rootfd, const char *path, int *nullfd, sk_error *err) {
   int m AUTOCLOSE = -1;
   if (S_ISDIR(st.st_mode)) { /* a read-only empty tmpfs */
     int fs AUTOCLOSE = fsopen("tmpfs", FSOPEN_CLOEXEC);
-    if (fs < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+    if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) < 0 ||
+        fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
         (m = fsmount(fs, FSMOUNT_CLOEXEC,
                      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0)
       return sk_fail(err, errno, "masking %s: making a tmpfs", path);
