@@ -102,7 +102,7 @@ async function main(): Promise<number> {
   const chosen = all.filter((r) => !args.only || args.only.includes(r.name));
   const runtimes: Runtime[] = chosen.map((r) => {
     const errPath = join(work, `${r.name}.stderr`);
-    return { ...r, root: join(work, 'state', r.name), errPath, errFd: openSync(errPath, 'a'), live: new Set() };
+    return { ...r, root: join(work, 'state', r.name), errPath, errFd: openSync(errPath, 'a+'), live: new Set() };
   });
 
   const driver = new Driver();
