@@ -14,6 +14,9 @@ let dir = '';
 /** Runs `body` (CommonJS, with `addon`, `fs` and `dir` in scope) in a new private mount namespace; returns its
  *  last stdout line parsed as JSON. */
 function inMountNs(body: string): Record<string, unknown> {
+  // Checked in each test, so that each one fails (and says why) rather than being skipped.
+  if (process.getuid?.() !== 0) throw new Error('the addon tests need root (mount, unshare): run them as root');
+  if (!existsSync(addonPath)) throw new Error(`${addonPath} missing: run \`npm run build\` first`);
   const script = `
     const addon = require(process.env.ADDON);
     const fs = require('node:fs');
@@ -37,8 +40,6 @@ function mountLine(mountinfo: string, target: string): string | undefined {
 
 describe('skiff_native addon', () => {
   beforeAll(() => {
-    if (process.getuid?.() !== 0) throw new Error('the addon tests need root (mount): run them as root');
-    if (!existsSync(addonPath)) throw new Error(`${addonPath} missing: run \`npm run build\` first`);
     dir = mkdtempSync(join(tmpdir(), 'skiff-addon-'));
   });
   afterAll(() => {
