@@ -282,7 +282,7 @@ static int parse_devices(json_object *arr, const char *where, res *r, sk_error *
   return 0;
 }
 
-static int parse_memory(json_object *m, const char *where, res *r, sk_error *err) {
+static int parse_memory(json_object *m, const char *where, res *r, bool warn, sk_error *err) {
   if (get_limit(m, "limit", where, &r->mem_limit, err) < 0 || get_limit(m, "reservation", where, &r->mem_res, err) < 0 ||
       get_limit(m, "swap", where, &r->mem_swap, err) < 0)
     return -1;
@@ -293,7 +293,7 @@ static int parse_memory(json_object *m, const char *where, res *r, sk_error *err
     if (s != -1 && (s < 0 || s > 100)) return bad(err, where, "swappiness", "must be between 0 and 100");
     if (s != -1) r->swappiness = s;
   }
-  if (j_get(m, "kernel") || j_get(m, "kernelTCP"))
+  if (warn && (j_get(m, "kernel") || j_get(m, "kernelTCP")))
     log_warn("%s.kernel and kernelTCP are deprecated and ignored (kernel memory is accounted with memory)", where);
   if (get_tristate(m, "disableOOMKiller", where, &r->oom_off, err) < 0 ||
       get_tristate(m, "useHierarchy", where, &r->use_hier, err) < 0 ||
@@ -362,7 +362,7 @@ static bool page_size_ok(const char *s) {
 }
 
 /* Parse linux.resources (may be NULL) into r. `where` is its dotted path for messages. */
-static int res_parse(json_object *o, const char *where, res *r, sk_error *err) {
+static int res_parse(json_object *o, const char *where, res *r, bool warn, sk_error *err) {
   char w[128];
   json_object *sub, *arr;
   res_init(r);
@@ -370,7 +370,7 @@ static int res_parse(json_object *o, const char *where, res *r, sk_error *err) {
   if (!json_object_is_type(o, json_type_object)) return sk_fail(err, 0, "%s must be an object", where);
 #define SUB(key)                                                                         \
   (snprintf(w, sizeof w, "%s.%s", where, key), j_object(o, key, where, false, &sub, err))
-  if (SUB("memory") < 0 || (sub && parse_memory(sub, w, r, err) < 0)) goto fail;
+  if (SUB("memory") < 0 || (sub && parse_memory(sub, w, r, warn, err) < 0)) goto fail;
   if (SUB("cpu") < 0 || (sub && parse_cpu(sub, w, r, err) < 0)) goto fail;
   if (SUB("pids") < 0) goto fail;
   if (sub) {
@@ -800,7 +800,7 @@ int cgroup_parse(json_object *linux_obj, const char *id, sk_cgroup **out, sk_err
     goto fail;
   }
   cg->v2 = sfs.f_type == CGROUP2_SUPER_MAGIC;
-  if (res_parse(resources, "linux.resources", &cg->r, err) < 0 ||
+  if (res_parse(resources, "linux.resources", &cg->r, true, err) < 0 ||
       res_check(&cg->r, cg->v2, "linux.resources", err) < 0 || implicit_devices(linux_obj, &cg->ldev_json, err) < 0)
     goto fail;
   if (resources) cg->res_json = json_object_get(resources);
@@ -932,6 +932,7 @@ static int devices_prog(const devrule *v, size_t n, struct bpf_insn **out, size_
   p[k++] = INSN(BPF_ALU | BPF_RSH | BPF_K, BPF_REG_3, 0, 0, 16);
   p[k++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0);
   p[k++] = INSN(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0);
+  bool all = false;
   for (size_t i = n; i-- > 0;) {
     const devrule *d = &v[i];
     size_t jumps[4], nj = 0;
@@ -956,10 +957,12 @@ static int devices_prog(const devrule *v, size_t n, struct bpf_insn **out, size_
     p[k++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, d->allow ? 1 : 0);
     p[k++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
     for (size_t j = 0; j < nj; j++) p[jumps[j]].off = (int16_t)(k - jumps[j] - 1);
-    if (nj == 0) break; /* matches everything: earlier rules can never decide */
+    if ((all = nj == 0)) break; /* matches everything: nothing after can run (the verifier refuses dead code) */
   }
-  p[k++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0);
-  p[k++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  if (!all) {
+    p[k++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0);
+    p[k++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  }
   *out = p;
   *nout = k;
   return 0;
@@ -1088,8 +1091,8 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
       if (d && cg_read(d, "memory.limit_in_bytes", cur, sizeof cur) > 0) c = strtoull(cur, NULL, 10);
       swap_first = s->mem_swap < 0 || c < (uint64_t)s->mem_swap;
     }
-    char sw[64];
-    lim(sw, sizeof sw, s->mem_swap, false);
+    char swb[64];
+    const char *sw = lim(swb, sizeof swb, s->mem_swap, false);
     if (swap_first) W(C_MEMORY, "memory.memsw.limit_in_bytes", sw, "memory.swap");
     if (s->mem_limit != UNSET) {
       const char *d = DIR(C_MEMORY);
@@ -1274,8 +1277,7 @@ static int enable_controllers(const hier *h, sk_error *err) {
   chomp(avail);
   size_t ml = strlen(h->mnt);
   snprintf(lvl, sizeof lvl, "%s", h->dir);
-  for (char *p = lvl + ml; p && *p == '/'; p = strchr(p + 1, '/')) {
-    if (strchr(p + 1, '/') == NULL) break; /* p is the leaf's slash: lvl up to it is the last ancestor done */
+  for (char *p = lvl + ml; p && *p == '/'; p = strchr(p + 1, '/')) { /* lvl cut at each slash: every ancestor */
     *p = '\0';
     const char *at = *lvl ? lvl : "/";
     if (cg_read(at, "cgroup.subtree_control", cur, sizeof cur) < 0) {
@@ -1515,14 +1517,14 @@ static void merge(json_object *dst, json_object *src) {
 int cgroup_update(sk_cgroup *cg, json_object *resources, sk_error *err) {
   res upd, full;
   json_object *merged = NULL;
-  if (res_parse(resources, "resources", &upd, err) < 0) return -1;
+  if (res_parse(resources, "resources", &upd, true, err) < 0) return -1;
   if (cg->res_json == NULL || json_object_deep_copy(cg->res_json, &merged, NULL) < 0) merged = json_object_new_object();
   if (merged == NULL) {
     res_free(&upd);
     return sk_fail(err, ENOMEM, "allocating");
   }
   merge(merged, resources);
-  if (res_parse(merged, "resources", &full, err) < 0) goto fail_upd;
+  if (res_parse(merged, "resources", &full, false, err) < 0) goto fail_upd;
   if (res_check(&full, cg->v2, "resources", err) < 0) goto fail;
   if (!cg->v2) {
     /* hugetlb's hybrid home only exists if create asked for it */
@@ -1858,7 +1860,7 @@ int cgroup_from_json(json_object *saved, sk_cgroup **out, sk_error *err) {
   }
   if (resources) {
     cg->res_json = json_object_get(resources);
-    if (res_parse(resources, "state.cgroup.resources", &cg->r, err) < 0) goto fail;
+    if (res_parse(resources, "state.cgroup.resources", &cg->r, false, err) < 0) goto fail;
   }
   if (ldev) cg->ldev_json = json_object_get(ldev);
   if (build_pub(cg, err) < 0) goto fail;
