@@ -826,9 +826,8 @@ static int mask_path(int rootfd, const char *path, int *nullfd, sk_error *err) {
   if (S_ISDIR(st.st_mode)) { /* a read-only empty tmpfs */
     int fs AUTOCLOSE = fsopen("tmpfs", FSOPEN_CLOEXEC);
     if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) < 0 ||
-        fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
-        (m = fsmount(fs, FSMOUNT_CLOEXEC,
-                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0)
+        fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+        (m = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY)) < 0)
       return sk_fail(err, errno, "masking %s: making a tmpfs", path);
   } else {
     if (*nullfd < 0) { /* the container's /dev/null must be the real one, or the mask would expose a file */
