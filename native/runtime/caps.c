@@ -16,13 +16,48 @@
 
 /* Indexed by capability number; the order is the kernel's ABI. */
 static const char *const cap_names[] = {
-  "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-  "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-  "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-  "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-  "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-  "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
-  "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE", NULL,
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+    NULL,
 };
 #define N_CAPS ((int)(sizeof cap_names / sizeof *cap_names) - 1)
 
@@ -95,13 +130,13 @@ int caps_parse(json_object *caps_obj, sk_caps *out, sk_error *err) {
     caps_mask_names(bad, names, sizeof names);
     return sk_fail(err, 0, "process.capabilities.effective: %s must also be in process.capabilities.permitted", names);
   }
+  /* An ambient capability must be permitted and inheritable. runc's own `runc spec` lists ambient without
+   * inheritable and runc then silently raises nothing: do the same, so such configs behave identically. */
   bad = out->sets[SK_CAP_AMBIENT] & ~(out->sets[SK_CAP_PERMITTED] & out->sets[SK_CAP_INHERITABLE]);
   if (bad) {
     caps_mask_names(bad, names, sizeof names);
-    return sk_fail(err, 0,
-                   "process.capabilities.ambient: %s must also be in process.capabilities.permitted and "
-                   "process.capabilities.inheritable",
-                   names);
+    log_debug("process.capabilities.ambient: %s not both permitted and inheritable, not raised (as runc)", names);
+    out->sets[SK_CAP_AMBIENT] &= ~bad;
   }
   return 0;
 }
@@ -111,7 +146,7 @@ int caps_apply_bounding(const sk_caps *caps, sk_error *err) {
   for (int cap = 0; cap <= caps->last_cap; cap++) {
     if (caps->sets[SK_CAP_BOUNDING] & (1ULL << cap)) continue;
     int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-    if (r == 0) continue; /* already gone: no need for CAP_SETPCAP */
+    if (r == 0) continue;                /* already gone: no need for CAP_SETPCAP */
     if (r < 0 && errno == EINVAL) break; /* past what this kernel knows */
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
       return sk_fail(err, errno, "dropping %s from the bounding set%s", caps_name(cap),
@@ -139,8 +174,7 @@ int caps_apply_sets(const sk_caps *caps, sk_error *err) {
                    "it); remove it from the config or run on a host that grants it",
                    names);
   }
-  const uint64_t e = caps->sets[SK_CAP_EFFECTIVE], p = caps->sets[SK_CAP_PERMITTED],
-                 i = caps->sets[SK_CAP_INHERITABLE];
+  const uint64_t e = caps->sets[SK_CAP_EFFECTIVE], p = caps->sets[SK_CAP_PERMITTED], i = caps->sets[SK_CAP_INHERITABLE];
   for (int w = 0; w < 2; w++) {
     want[w].effective = (uint32_t)(e >> (32 * w));
     want[w].permitted = (uint32_t)(p >> (32 * w));

@@ -4,16 +4,16 @@
  * WAIT_KILLABLE_RECV) and the NOTIFY listener fd comes straight from the kernel. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -31,18 +31,20 @@ typedef struct {
 } name_val;
 
 /* Each list once, as X-macros: the lookup tables and the `features` name lists cannot drift apart. */
-#define ACTIONS(X)                                                                                                 \
-  X(SCMP_ACT_KILL, SCMP_ACT_KILL) X(SCMP_ACT_KILL_PROCESS, SCMP_ACT_KILL_PROCESS)                                  \
-  X(SCMP_ACT_KILL_THREAD, SCMP_ACT_KILL_THREAD) X(SCMP_ACT_TRAP, SCMP_ACT_TRAP)                                    \
-  X(SCMP_ACT_ERRNO, SCMP_ACT_ERRNO(0)) X(SCMP_ACT_TRACE, SCMP_ACT_TRACE(0)) X(SCMP_ACT_ALLOW, SCMP_ACT_ALLOW)      \
-  X(SCMP_ACT_LOG, SCMP_ACT_LOG) X(SCMP_ACT_NOTIFY, SCMP_ACT_NOTIFY)
-#define OPERATORS(X)                                                                                               \
-  X(SCMP_CMP_NE, SCMP_CMP_NE) X(SCMP_CMP_LT, SCMP_CMP_LT) X(SCMP_CMP_LE, SCMP_CMP_LE) X(SCMP_CMP_EQ, SCMP_CMP_EQ) \
-  X(SCMP_CMP_GE, SCMP_CMP_GE) X(SCMP_CMP_GT, SCMP_CMP_GT) X(SCMP_CMP_MASKED_EQ, SCMP_CMP_MASKED_EQ)
-#define FLAGS(X)                                                                                                   \
-  X(SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_TSYNC) X(SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_LOG)      \
-  X(SECCOMP_FILTER_FLAG_SPEC_ALLOW, SECCOMP_FILTER_FLAG_SPEC_ALLOW)                                                \
-  X(SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
+#define ACTIONS(X) \
+  X(SCMP_ACT_KILL, SCMP_ACT_KILL) \
+  X(SCMP_ACT_KILL_PROCESS, SCMP_ACT_KILL_PROCESS) X(SCMP_ACT_KILL_THREAD, SCMP_ACT_KILL_THREAD) \
+      X(SCMP_ACT_TRAP, SCMP_ACT_TRAP) X(SCMP_ACT_ERRNO, SCMP_ACT_ERRNO(0)) X(SCMP_ACT_TRACE, SCMP_ACT_TRACE(0)) \
+          X(SCMP_ACT_ALLOW, SCMP_ACT_ALLOW) X(SCMP_ACT_LOG, SCMP_ACT_LOG) X(SCMP_ACT_NOTIFY, SCMP_ACT_NOTIFY)
+#define OPERATORS(X) \
+  X(SCMP_CMP_NE, SCMP_CMP_NE) \
+  X(SCMP_CMP_LT, SCMP_CMP_LT) X(SCMP_CMP_LE, SCMP_CMP_LE) X(SCMP_CMP_EQ, SCMP_CMP_EQ) X(SCMP_CMP_GE, SCMP_CMP_GE) \
+      X(SCMP_CMP_GT, SCMP_CMP_GT) X(SCMP_CMP_MASKED_EQ, SCMP_CMP_MASKED_EQ)
+#define FLAGS(X) \
+  X(SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_TSYNC) \
+  X(SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_LOG) \
+      X(SECCOMP_FILTER_FLAG_SPEC_ALLOW, SECCOMP_FILTER_FLAG_SPEC_ALLOW) \
+          X(SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
 /* Only what this libseccomp can generate code for. */
 #ifdef SCMP_ARCH_LOONGARCH64
 #define ARCH_LOONGARCH(X) X(SCMP_ARCH_LOONGARCH64, SCMP_ARCH_LOONGARCH64)
@@ -59,15 +61,17 @@ typedef struct {
 #else
 #define ARCH_SH(X)
 #endif
-#define ARCHS(X)                                                                                                   \
-  X(SCMP_ARCH_X86, SCMP_ARCH_X86) X(SCMP_ARCH_X86_64, SCMP_ARCH_X86_64) X(SCMP_ARCH_X32, SCMP_ARCH_X32)            \
-  X(SCMP_ARCH_ARM, SCMP_ARCH_ARM) X(SCMP_ARCH_AARCH64, SCMP_ARCH_AARCH64) ARCH_LOONGARCH(X) ARCH_M68K(X)           \
-  X(SCMP_ARCH_MIPS, SCMP_ARCH_MIPS) X(SCMP_ARCH_MIPS64, SCMP_ARCH_MIPS64) X(SCMP_ARCH_MIPS64N32, SCMP_ARCH_MIPS64N32) \
-  X(SCMP_ARCH_MIPSEL, SCMP_ARCH_MIPSEL) X(SCMP_ARCH_MIPSEL64, SCMP_ARCH_MIPSEL64)                                  \
-  X(SCMP_ARCH_MIPSEL64N32, SCMP_ARCH_MIPSEL64N32) X(SCMP_ARCH_PPC, SCMP_ARCH_PPC) X(SCMP_ARCH_PPC64, SCMP_ARCH_PPC64) \
-  X(SCMP_ARCH_PPC64LE, SCMP_ARCH_PPC64LE) X(SCMP_ARCH_S390, SCMP_ARCH_S390) X(SCMP_ARCH_S390X, SCMP_ARCH_S390X)    \
-  ARCH_SH(X) X(SCMP_ARCH_PARISC, SCMP_ARCH_PARISC) X(SCMP_ARCH_PARISC64, SCMP_ARCH_PARISC64)                       \
-  X(SCMP_ARCH_RISCV64, SCMP_ARCH_RISCV64)
+#define ARCHS(X) \
+  X(SCMP_ARCH_X86, SCMP_ARCH_X86) \
+  X(SCMP_ARCH_X86_64, SCMP_ARCH_X86_64) X(SCMP_ARCH_X32, SCMP_ARCH_X32) X(SCMP_ARCH_ARM, SCMP_ARCH_ARM) \
+      X(SCMP_ARCH_AARCH64, SCMP_ARCH_AARCH64) ARCH_LOONGARCH(X) ARCH_M68K(X) X(SCMP_ARCH_MIPS, SCMP_ARCH_MIPS) \
+          X(SCMP_ARCH_MIPS64, SCMP_ARCH_MIPS64) X(SCMP_ARCH_MIPS64N32, SCMP_ARCH_MIPS64N32) \
+              X(SCMP_ARCH_MIPSEL, SCMP_ARCH_MIPSEL) X(SCMP_ARCH_MIPSEL64, SCMP_ARCH_MIPSEL64) \
+                  X(SCMP_ARCH_MIPSEL64N32, SCMP_ARCH_MIPSEL64N32) X(SCMP_ARCH_PPC, SCMP_ARCH_PPC) \
+                      X(SCMP_ARCH_PPC64, SCMP_ARCH_PPC64) X(SCMP_ARCH_PPC64LE, SCMP_ARCH_PPC64LE) \
+                          X(SCMP_ARCH_S390, SCMP_ARCH_S390) X(SCMP_ARCH_S390X, SCMP_ARCH_S390X) ARCH_SH(X) \
+                              X(SCMP_ARCH_PARISC, SCMP_ARCH_PARISC) X(SCMP_ARCH_PARISC64, SCMP_ARCH_PARISC64) \
+                                  X(SCMP_ARCH_RISCV64, SCMP_ARCH_RISCV64)
 
 #define ENTRY(n, v) {#n, v},
 #define NAME(n, v) #n,
@@ -139,8 +143,9 @@ static int parse_args(json_object *arr, const char *where, sk_sc_rule *rule, sk_
     if (j_uint64(a, "index", w, true, &index, err) < 0 || j_uint64(a, "value", w, true, &arg->value, err) < 0 ||
         j_uint64(a, "valueTwo", w, false, &arg->value_two, err) < 0 || j_string(a, "op", w, true, &op, err) < 0)
       return -1;
-    if (index > 5) return sk_fail(err, 0, "%s.index must be 0 to 5 (a syscall has six arguments), not %llu", w,
-                                  (unsigned long long)index);
+    if (index > 5)
+      return sk_fail(err, 0, "%s.index must be 0 to 5 (a syscall has six arguments), not %llu", w,
+                     (unsigned long long)index);
     const name_val *o = lookup(operators, op);
     if (o == NULL) return sk_fail(err, 0, "%s.op: unknown operator \"%s\"", w, op);
     arg->index = (unsigned)index;
@@ -191,7 +196,8 @@ int seccomp_parse_config(json_object *obj, sk_seccomp **out, sk_error *err) {
     }
     for (size_t i = 0; i < n; i++) {
       json_object *v = json_object_array_get_idx(arr, i);
-      const name_val *a = v && json_object_is_type(v, json_type_string) ? lookup(archs, json_object_get_string(v)) : NULL;
+      const name_val *a =
+          v && json_object_is_type(v, json_type_string) ? lookup(archs, json_object_get_string(v)) : NULL;
       if (a == NULL) {
         sk_fail(err, 0, W ".architectures[%zu]: unknown or unsupported architecture %s", i,
                 v ? json_object_to_json_string(v) : "null");
@@ -280,8 +286,8 @@ static int add_rule(scmp_filter_ctx ctx, const sk_sc_rule *rule, int nr) {
   if (rule->n_args == 0) return seccomp_rule_add(ctx, rule->action, nr, 0);
   for (size_t i = 0; i < rule->n_args; i++) {
     const sk_sc_arg *a = &rule->args[i];
-    struct scmp_arg_cmp c = {.arg = a->index, .op = (enum scmp_compare)a->op, .datum_a = a->value,
-                             .datum_b = a->value_two};
+    struct scmp_arg_cmp c = {
+        .arg = a->index, .op = (enum scmp_compare)a->op, .datum_a = a->value, .datum_b = a->value_two};
     if (repeated) {
       int r = seccomp_rule_add_array(ctx, rule->action, nr, 1, &c);
       if (r < 0) return r;
@@ -295,7 +301,8 @@ static int add_rule(scmp_filter_ctx ctx, const sk_sc_rule *rule, int nr) {
 static int build(const sk_seccomp *sc, scmp_filter_ctx ctx, sk_error *err) {
   int r;
   /* A binary tree of syscalls: Docker's ~350 names otherwise cost a linear scan on every syscall. */
-  if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)) < 0) log_debug("seccomp: no binary tree: %s", strerror(-r));
+  if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)) < 0)
+    log_debug("seccomp: no binary tree: %s", strerror(-r));
   for (size_t i = 0; i < sc->n_archs; i++)
     if ((r = seccomp_arch_add(ctx, sc->archs[i])) < 0 && r != -EEXIST)
       return sk_fail(err, -r, W ".architectures[%zu]: adding the architecture", i);
@@ -463,8 +470,7 @@ int security_seccomp_prepare(sk_security *sec, const char *cache_dir, sk_error *
   return sec->seccomp ? seccomp_prepare(sec->seccomp, cache_dir, err) : 0;
 }
 
-int security_seccomp_send_listener(const sk_security *sec, int notify_fd, int pid, json_object *state,
-                                   sk_error *err) {
+int security_seccomp_send_listener(const sk_security *sec, int notify_fd, int pid, json_object *state, sk_error *err) {
   const sk_seccomp *sc = sec->seccomp;
   if (sc == NULL || sc->listener_path == NULL || notify_fd < 0) return 0;
   struct sockaddr_un addr = {.sun_family = AF_UNIX};

@@ -33,38 +33,57 @@ static const name_long *lookup(const name_long *tbl, const char *name) {
 }
 
 static const name_long rlimit_names[] = {
-  {"RLIMIT_AS", RLIMIT_AS},       {"RLIMIT_CORE", RLIMIT_CORE},       {"RLIMIT_CPU", RLIMIT_CPU},
-  {"RLIMIT_DATA", RLIMIT_DATA},   {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-  {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
-  {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_NPROC", RLIMIT_NPROC},   {"RLIMIT_RSS", RLIMIT_RSS},
-  {"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME}, {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
-  {"RLIMIT_STACK", RLIMIT_STACK}, {NULL, 0},
+    {"RLIMIT_AS", RLIMIT_AS},
+    {"RLIMIT_CORE", RLIMIT_CORE},
+    {"RLIMIT_CPU", RLIMIT_CPU},
+    {"RLIMIT_DATA", RLIMIT_DATA},
+    {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+    {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+    {"RLIMIT_NICE", RLIMIT_NICE},
+    {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+    {"RLIMIT_NPROC", RLIMIT_NPROC},
+    {"RLIMIT_RSS", RLIMIT_RSS},
+    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+    {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+    {"RLIMIT_STACK", RLIMIT_STACK},
+    {NULL, 0},
 };
 
 /* SCHED_ISO is in the spec but was never merged into Linux. */
 static const name_long sched_policies[] = {
-  {"SCHED_OTHER", SCHED_OTHER}, {"SCHED_FIFO", SCHED_FIFO}, {"SCHED_RR", SCHED_RR}, {"SCHED_BATCH", SCHED_BATCH},
-  {"SCHED_IDLE", SCHED_IDLE}, {"SCHED_DEADLINE", 6}, {NULL, 0},
+    {"SCHED_OTHER", SCHED_OTHER},
+    {"SCHED_FIFO", SCHED_FIFO},
+    {"SCHED_RR", SCHED_RR},
+    {"SCHED_BATCH", SCHED_BATCH},
+    {"SCHED_IDLE", SCHED_IDLE},
+    {"SCHED_DEADLINE", 6},
+    {NULL, 0},
 };
 
 static const name_long sched_flags[] = {
-  {"SCHED_FLAG_RESET_ON_FORK", 0x01}, {"SCHED_FLAG_RECLAIM", 0x02},      {"SCHED_FLAG_DL_OVERRUN", 0x04},
-  {"SCHED_FLAG_KEEP_POLICY", 0x08},   {"SCHED_FLAG_KEEP_PARAMS", 0x10},  {"SCHED_FLAG_UTIL_CLAMP_MIN", 0x20},
-  {"SCHED_FLAG_UTIL_CLAMP_MAX", 0x40}, {NULL, 0},
+    {"SCHED_FLAG_RESET_ON_FORK", 0x01},  {"SCHED_FLAG_RECLAIM", 0x02},
+    {"SCHED_FLAG_DL_OVERRUN", 0x04},     {"SCHED_FLAG_KEEP_POLICY", 0x08},
+    {"SCHED_FLAG_KEEP_PARAMS", 0x10},    {"SCHED_FLAG_UTIL_CLAMP_MIN", 0x20},
+    {"SCHED_FLAG_UTIL_CLAMP_MAX", 0x40}, {NULL, 0},
 };
 
 static const name_long ioprio_classes[] = {
-  {"IOPRIO_CLASS_RT", IOPRIO_CLASS_RT}, {"IOPRIO_CLASS_BE", IOPRIO_CLASS_BE}, {"IOPRIO_CLASS_IDLE", IOPRIO_CLASS_IDLE},
-  {NULL, 0},
+    {"IOPRIO_CLASS_RT", IOPRIO_CLASS_RT},
+    {"IOPRIO_CLASS_BE", IOPRIO_CLASS_BE},
+    {"IOPRIO_CLASS_IDLE", IOPRIO_CLASS_IDLE},
+    {NULL, 0},
 };
 
 static const name_long personality_flags[] = {
-  {"ADDR_COMPAT_LAYOUT", ADDR_COMPAT_LAYOUT}, {"ADDR_LIMIT_32BIT", ADDR_LIMIT_32BIT},
-  {"ADDR_LIMIT_3GB", ADDR_LIMIT_3GB},         {"ADDR_NO_RANDOMIZE", ADDR_NO_RANDOMIZE},
-  {"FDPIC_FUNCPTRS", FDPIC_FUNCPTRS},         {"MMAP_PAGE_ZERO", MMAP_PAGE_ZERO},
-  {"READ_IMPLIES_EXEC", READ_IMPLIES_EXEC},   {"SHORT_INODE", SHORT_INODE},
-  {"STICKY_TIMEOUTS", STICKY_TIMEOUTS},       {"UNAME26", UNAME26},
-  {"WHOLE_SECONDS", WHOLE_SECONDS},           {NULL, 0},
+    {"ADDR_COMPAT_LAYOUT", ADDR_COMPAT_LAYOUT}, {"ADDR_LIMIT_32BIT", ADDR_LIMIT_32BIT},
+    {"ADDR_LIMIT_3GB", ADDR_LIMIT_3GB},         {"ADDR_NO_RANDOMIZE", ADDR_NO_RANDOMIZE},
+    {"FDPIC_FUNCPTRS", FDPIC_FUNCPTRS},         {"MMAP_PAGE_ZERO", MMAP_PAGE_ZERO},
+    {"READ_IMPLIES_EXEC", READ_IMPLIES_EXEC},   {"SHORT_INODE", SHORT_INODE},
+    {"STICKY_TIMEOUTS", STICKY_TIMEOUTS},       {"UNAME26", UNAME26},
+    {"WHOLE_SECONDS", WHOLE_SECONDS},           {NULL, 0},
 };
 
 /* struct sched_attr (SCHED_ATTR_SIZE_VER1); glibc 2.36 has no wrapper. */
@@ -164,7 +183,8 @@ static int parse_scheduler(json_object *process, sk_security *sec, sk_error *err
   if (j_object(process, "scheduler", "process", false, &o, err) < 0) return -1;
   if (o == NULL) return 0;
   if (j_string(o, "policy", W, true, &policy, err) < 0 || j_int64(o, "nice", W, false, &nice, err) < 0 ||
-      j_int64(o, "priority", W, false, &prio, err) < 0 || j_uint64(o, "runtime", W, false, &sec->sched_runtime, err) < 0 ||
+      j_int64(o, "priority", W, false, &prio, err) < 0 ||
+      j_uint64(o, "runtime", W, false, &sec->sched_runtime, err) < 0 ||
       j_uint64(o, "deadline", W, false, &sec->sched_deadline, err) < 0 ||
       j_uint64(o, "period", W, false, &sec->sched_period, err) < 0 || j_array(o, "flags", W, false, &fl, err) < 0)
     return -1;
@@ -182,8 +202,10 @@ static int parse_scheduler(json_object *process, sk_security *sec, sk_error *err
     return sk_fail(err, 0, "%s.runtime, deadline and period are only valid for SCHED_DEADLINE, not %s", W, policy);
   for (size_t i = 0, n = fl ? json_object_array_length(fl) : 0; i < n; i++) {
     json_object *v = json_object_array_get_idx(fl, i);
-    const name_long *f = v && json_object_is_type(v, json_type_string) ? lookup(sched_flags, json_object_get_string(v)) : NULL;
-    if (f == NULL) return sk_fail(err, 0, "%s.flags[%zu]: unknown flag %s", W, i, v ? json_object_to_json_string(v) : "null");
+    const name_long *f =
+        v && json_object_is_type(v, json_type_string) ? lookup(sched_flags, json_object_get_string(v)) : NULL;
+    if (f == NULL)
+      return sk_fail(err, 0, "%s.flags[%zu]: unknown flag %s", W, i, v ? json_object_to_json_string(v) : "null");
     sec->sched_flags |= (uint64_t)f->value;
   }
   sec->has_sched = true;
@@ -219,15 +241,19 @@ static int parse_personality(json_object *linux_obj, sk_security *sec, sk_error 
   if (j_string(o, "domain", "linux.personality", false, &domain, err) < 0 ||
       j_array(o, "flags", "linux.personality", false, &fl, err) < 0)
     return -1;
-  if (strcmp(domain, "LINUX") == 0) sec->personality = PER_LINUX;
-  else if (strcmp(domain, "LINUX32") == 0) sec->personality = PER_LINUX32;
-  else return sk_fail(err, 0, "linux.personality.domain: unknown domain \"%s\" (LINUX or LINUX32)", domain);
+  if (strcmp(domain, "LINUX") == 0)
+    sec->personality = PER_LINUX;
+  else if (strcmp(domain, "LINUX32") == 0)
+    sec->personality = PER_LINUX32;
+  else
+    return sk_fail(err, 0, "linux.personality.domain: unknown domain \"%s\" (LINUX or LINUX32)", domain);
   for (size_t i = 0, n = fl ? json_object_array_length(fl) : 0; i < n; i++) {
     json_object *v = json_object_array_get_idx(fl, i);
     const name_long *f =
-      v && json_object_is_type(v, json_type_string) ? lookup(personality_flags, json_object_get_string(v)) : NULL;
+        v && json_object_is_type(v, json_type_string) ? lookup(personality_flags, json_object_get_string(v)) : NULL;
     if (f == NULL)
-      return sk_fail(err, 0, "linux.personality.flags[%zu]: unknown flag %s", i, v ? json_object_to_json_string(v) : "null");
+      return sk_fail(err, 0, "linux.personality.flags[%zu]: unknown flag %s", i,
+                     v ? json_object_to_json_string(v) : "null");
     sec->personality |= (unsigned long)f->value;
   }
   sec->has_personality = true;
@@ -330,13 +356,23 @@ int security_apply_early(const sk_security *sec, sk_error *err) {
   if (sec->has_personality && personality(sec->personality) < 0)
     return sk_fail(err, errno, "setting linux.personality %#lx", sec->personality);
   if (sec->has_sched) {
-    struct sk_sched_attr a = {.size = sizeof a, .sched_policy = sec->sched_policy, .sched_flags = sec->sched_flags,
-                              .sched_nice = sec->sched_nice, .sched_priority = sec->sched_priority,
-                              .sched_runtime = sec->sched_runtime, .sched_deadline = sec->sched_deadline,
+    struct sk_sched_attr a = {.size = sizeof a,
+                              .sched_policy = sec->sched_policy,
+                              .sched_flags = sec->sched_flags,
+                              .sched_nice = sec->sched_nice,
+                              .sched_priority = sec->sched_priority,
+                              .sched_runtime = sec->sched_runtime,
+                              .sched_deadline = sec->sched_deadline,
                               .sched_period = sec->sched_period};
-    if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+    if (syscall(SYS_sched_setattr, 0, &a, 0) < 0) {
+      bool rt = a.sched_policy == SCHED_FIFO || a.sched_policy == SCHED_RR;
+      /* With RT group scheduling (cgroup v1) a cgroup has no realtime budget unless one is configured. */
       return sk_fail(err, errno, "setting process.scheduler (sched_setattr)%s",
-                     errno == EPERM ? " (needs CAP_SYS_NICE)" : "");
+                     errno != EPERM ? ""
+                     : rt ? " (needs CAP_SYS_NICE, and on cgroup v1 with RT group scheduling a realtime budget: "
+                            "linux.resources.cpu.realtimeRuntime)"
+                          : " (needs CAP_SYS_NICE)");
+    }
   }
   if (sec->has_ioprio && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, sec->ioprio) < 0)
     return sk_fail(err, errno, "setting process.ioPriority (ioprio_set)%s",

@@ -43,7 +43,7 @@ typedef struct {
   size_t n_rules;
   const char *listener_path, *listener_metadata;
   bool uses_notify;
-  int *notify_fd; /* separately allocated so a const sk_security can still record it */
+  int *notify_fd;   /* separately allocated so a const sk_security can still record it */
   json_object *obj; /* linux.seccomp itself: the compile cache's key */
   void *bpf;        /* compiled by security_seccomp_prepare, else NULL: the init compiles */
   size_t bpf_len;
