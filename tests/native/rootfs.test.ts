@@ -394,6 +394,50 @@ describe('binds and tmpfs', () => {
   });
 });
 
+describe('namespaces and propagation', () => {
+  it('rootfsPropagation sets the propagation of the new /', () => {
+    const prop = (p: string) => {
+      const r = inside(ROOT_LINE, (c) => {
+        c.linux.rootfsPropagation = p;
+      });
+      expect(r.code, r.stderr).toBe(0);
+      return parseMountinfo(r.stdout)[0].optional.join(' ');
+    };
+    expect(prop('shared')).toMatch(/^shared:\d+$/);
+    expect(prop('private')).toBe('');
+    expect(prop('unbindable')).toBe('unbindable');
+  });
+
+  it('in a user namespace binds the default devices from the host instead of mknod', () => {
+    const r = inside(
+      'ls -l /dev/null /dev/zero /dev/tty; echo x > /dev/null && echo ok; echo "== mi"; cat /proc/self/mountinfo',
+      (c) => {
+        c.linux.namespaces.push({ type: 'user' });
+        c.linux.uidMappings = [{ containerID: 0, hostID: 0, size: 65536 }];
+        c.linux.gidMappings = [{ containerID: 0, hostID: 0, size: 65536 }];
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^crw-rw-rw-.* 1,\s+3 .* \/dev\/null$/m);
+    expect(r.stdout).toMatch(/^ok$/m);
+    const ms = parseMountinfo(sections(r.stdout).mi);
+    for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty'])
+      expect(mountAt(ms, `/dev/${d}`).root).toBe(`/${d}`);
+  });
+
+  it('with a cgroup namespace mounts the hierarchies fresh, rooted at the container’s cgroup', () => {
+    const r = inside('cat /proc/self/mountinfo; cat /proc/self/cgroup', (c) => {
+      c.linux.namespaces.push({ type: 'cgroup' });
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const ms = parseMountinfo(r.stdout);
+    const subs = ms.filter((m) => m.point.startsWith('/sys/fs/cgroup'));
+    expect(subs.length).toBeGreaterThan(0);
+    for (const m of subs) if (m.fstype !== 'tmpfs') expect(m.root, m.point).toBe('/');
+    expect(r.stdout).toMatch(/^\d+:[\w,=]*:\/$/m); // the container sees its cgroup as /
+  });
+});
+
 describe('mount targets cannot escape the rootfs', () => {
   it('a symlink to a path that exists in the rootfs: the mount lands inside the rootfs', () => {
     const marker = `skiff-escape-${process.pid}-${Date.now()}`;
