@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -435,10 +437,11 @@ static const char *rel_of(const char *path) {
 /* An O_PATH fd of path (clean, absolute) inside the rootfs; symlinks are followed but can't leave it. With mk,
  * missing components are made one at a time under their resolved parent (dirs; the last one a file for
  * MK_FILE), so a symlink planted in the image can't redirect a creation either. */
-static int resolve(int rootfd, const char *path, enum mk mk, sk_error *err) {
+static int resolve_ex(int rootfd, const char *path, enum mk mk, uint64_t extra, sk_error *err) {
   const char *rel = rel_of(path);
-  int fd = openat2_(rootfd, rel, O_PATH, IN_ROOT);
+  int fd = openat2_(rootfd, rel, O_PATH, IN_ROOT | extra);
   if (fd >= 0) return fd;
+  if (errno == ELOOP && extra) return sk_fail(err, 0, "%s must not be reached through a symlink", path);
   if (errno != ENOENT || mk == MK_NONE) return sk_fail(err, errno, "resolving %s in the rootfs", path);
   char buf[PATH_MAX];
   if (strlen(rel) >= sizeof buf) return sk_fail(err, ENAMETOOLONG, "resolving %s in the rootfs", path);
@@ -447,7 +450,7 @@ static int resolve(int rootfd, const char *path, enum mk mk, sk_error *err) {
   for (char *p = buf;;) {
     char *slash = strchr(p, '/');
     if (slash) *slash = 0;
-    int next = openat2_(rootfd, buf, O_PATH, IN_ROOT);
+    int next = openat2_(rootfd, buf, O_PATH, IN_ROOT | extra);
     if (next < 0 && errno == ENOENT) {
       int rc;
       if (slash == NULL && mk == MK_FILE) {
@@ -459,7 +462,7 @@ static int resolve(int rootfd, const char *path, enum mk mk, sk_error *err) {
         sk_fail(err, errno, "creating /%s in the rootfs%s", buf, errno == EEXIST ? " (dangling symlink)" : "");
         goto fail;
       }
-      next = openat2_(rootfd, buf, O_PATH, IN_ROOT);
+      next = openat2_(rootfd, buf, O_PATH, IN_ROOT | extra);
     }
     if (next < 0) {
       sk_fail(err, errno, "resolving /%s in the rootfs", buf);
@@ -474,6 +477,10 @@ static int resolve(int rootfd, const char *path, enum mk mk, sk_error *err) {
 fail:
   if (parent != rootfd) close(parent);
   return -1;
+}
+
+static int resolve(int rootfd, const char *path, enum mk mk, sk_error *err) {
+  return resolve_ex(rootfd, path, mk, 0, err);
 }
 
 /* ---- mounts ----------------------------------------------------------------------------------------------- */
@@ -590,7 +597,9 @@ static int do_fresh(int rootfd, const rmount *m, const char *type, const char *d
                     sk_error *err) {
   char p[32];
   int under AUTOCLOSE = -1;
-  int tgt AUTOCLOSE = resolve(rootfd, m->dest, MK_DIR, err);
+  /* procfs and sysfs on a symlink could put them where the image wants (CVE-2019-19921): runc refuses it */
+  uint64_t nolinks = m->kind == MK_PROC || m->kind == MK_SYSFS ? RESOLVE_NO_SYMLINKS : 0;
+  int tgt AUTOCLOSE = resolve_ex(rootfd, m->dest, MK_DIR, nolinks, err);
   if (tgt < 0) return -1;
   if (m->copyup && (under = openat(tgt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     return sk_fail(err, errno, "tmpcopyup: opening %s", m->dest);
@@ -858,7 +867,11 @@ static int readonly_path(int rootfd, const char *path, sk_error *err) {
 
 int rootfs_finalize(const sk_rootfs *r, sk_error *err) {
   for (size_t i = 0; i < r->nsysctl; i++) {
-    int fd AUTOCLOSE = open(r->sysctl[i].path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* no symlink on the way, and procfs at the end: the image can't redirect the write */
+    struct statfs sf;
+    int fd AUTOCLOSE = openat2_(AT_FDCWD, r->sysctl[i].path, O_WRONLY, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    if (fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_type != PROC_SUPER_MAGIC)
+      return sk_fail(err, 0, "setting sysctl %s: %s is not on procfs", r->sysctl[i].path + 10, r->sysctl[i].path);
     if (fd < 0 || write_all(fd, r->sysctl[i].value, strlen(r->sysctl[i].value)) < 0)
       return sk_fail(err, errno, "setting sysctl %s to %s", r->sysctl[i].path + 10, r->sysctl[i].value);
   }

@@ -362,6 +362,27 @@ describe('binds and tmpfs', () => {
     expect(mountAt(ms, '/etc').fstype).toBe('tmpfs');
   });
 
+  it('passes the data of other filesystems through (overlay)', () => {
+    const d = scratchDir('skiff-overlay-');
+    for (const x of ['lower', 'upper', 'work']) mkdirSync(join(d, x));
+    writeFileSync(join(d, 'lower', 'l'), 'lower\n');
+    const r = inside('cat /ov/l; echo up > /ov/u; echo "== mi"; cat /proc/self/mountinfo', (c) => {
+      c.mounts.push({
+        destination: '/ov',
+        type: 'overlay',
+        source: 'overlay',
+        options: [`lowerdir=${d}/lower`, `upperdir=${d}/upper`, `workdir=${d}/work`, 'nodev'],
+      });
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^lower$/m);
+    expect(readFileSync(join(d, 'upper', 'u'), 'utf8')).toBe('up\n');
+    const ov = mountAt(parseMountinfo(sections(r.stdout).mi), '/ov');
+    expect(ov.fstype).toBe('overlay');
+    expect(ov.opts).toContain('nodev');
+    expect(ov.superOpts).toContain(`lowerdir=${d}/lower`);
+  });
+
   it('creates linux.devices with their type, mode and owner', () => {
     const r = inside('ls -ln /dev/fuse /dev/sub/fifo', (c) => {
       c.linux.devices = [
@@ -450,6 +471,13 @@ describe('mount targets cannot escape the rootfs', () => {
     expect(out.stdout).toMatch(new RegExp(` /tmp/${marker} `));
     expect(existsSync(join('/tmp', marker))).toBe(false); // the host's /tmp is untouched
     expect(statSync(join(b.rootfs, 'tmp', marker)).isDirectory()).toBe(true);
+  });
+
+  it('procfs on a symlink is refused (CVE-2019-19921 class)', () => {
+    const b = makeBundle(['/bin/true']);
+    spawnSync('rm', ['-rf', join(b.rootfs, 'proc')]);
+    symlinkSync('/tmp', join(b.rootfs, 'proc'));
+    expect(createFails(b)).toMatch(/mounts\[0\]: \/proc must not be reached through a symlink/);
   });
 
   it('a symlink pointing out of the rootfs to a host dir: a clear error, the host dir untouched', () => {
