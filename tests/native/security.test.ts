@@ -3,7 +3,7 @@
 // personality, oom_score_adj, scheduler, I/O priority; and configs this host cannot honour (AppArmor, SELinux,
 // CAP_SYS_RESOURCE) failing clearly with nothing left behind. Where runc defines the behaviour, the same bundle
 // runs through Debian's runc and the outputs are compared.
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -100,9 +100,16 @@ function sh(script: string, mutate?: (c: OciConfig) => void) {
   });
 }
 
+/** sh() for a user namespace: the mapped root must be able to reach the rootfs through the 0700 scratch dir. */
+function shUserns(script: string, mutate?: (c: OciConfig) => void) {
+  const b = sh(script, mutate);
+  chmodSync(b.dir, 0o755);
+  return b;
+}
+
 /** `run` a script and return its output, failing the test with the runtime's stderr if it did not exit 0. */
-function runOk(r: Runtime, script: string, mutate?: (c: OciConfig) => void): string {
-  const res = r.run(sh(script, mutate));
+function runOk(r: Runtime, script: string, mutate?: (c: OciConfig) => void, make = sh): string {
+  const res = r.run(make(script, mutate));
   expect(res.code, `${r.binary}: ${res.stderr}`).toBe(0);
   return res.stdout;
 }
@@ -328,6 +335,54 @@ describe('process.user', () => {
 
   it('drops the supplementary groups of the caller when none are configured', () => {
     expect(runOk(rt, 'id -G')).toBe('0\n');
+  });
+});
+
+describe('inside a new user namespace', () => {
+  const userns = (c: OciConfig) => {
+    c.linux.namespaces.push({ type: 'user' });
+    c.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    c.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    c.process.user = { uid: 1000, gid: 1000, additionalGids: [10], umask: 0o027 };
+    c.process.capabilities = {
+      bounding: DOCKER_CAPS,
+      effective: ['CAP_CHOWN', 'CAP_KILL'],
+      permitted: ['CAP_CHOWN', 'CAP_KILL'],
+      inheritable: ['CAP_KILL'],
+      ambient: ['CAP_KILL'],
+    };
+    c.process.noNewPrivileges = true;
+    c.linux.seccomp = dockerSeccomp();
+    // sysfs cannot be mounted from a user namespace that does not own the network namespace's
+    c.mounts = c.mounts.filter((m: OciConfig) => m.type !== 'sysfs' && m.type !== 'cgroup');
+  };
+  const script = `id; umask; cat /proc/self/uid_map; ${STATUS(['CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp'])}`;
+
+  it('sets uid, groups, umask and capabilities after the maps are written', () => {
+    const out = runOk(rt, script, userns, shUserns);
+    expect(out).toMatch(/^uid=1000 gid=1000 groups=10\n0027\n\s+0\s+200000\s+65536\n/);
+    // a non-root uid keeps across execve only its ambient capabilities: CAP_KILL (5), not CAP_CHOWN
+    expect(out).toContain('CapPrm:\t0000000000000020');
+    expect(out).toContain('CapEff:\t0000000000000020');
+    expect(out).toContain(`CapBnd:\t${DOCKER_CAP_MASK}`);
+    expect(out).toContain('CapAmb:\t0000000000000020');
+    expect(out).toContain('NoNewPrivs:\t1');
+    expect(out).toContain('Seccomp:\t2');
+  });
+
+  it.runIf(hasRunc())('matches runc', () => {
+    expect(runOk(rt, script, userns, shUserns)).toBe(runOk(runc, script, userns, shUserns));
+  });
+
+  it('explains a uid that the user namespace does not map', () => {
+    const res = rt.run(
+      shUserns('id', (c) => {
+        userns(c);
+        c.process.user = { uid: 70000, gid: 0 };
+      }),
+    );
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/process\.user\.uid 70000 \(not mapped in the container's user namespace\)/);
   });
 });
 
