@@ -3,7 +3,7 @@
 // personality, oom_score_adj, scheduler, I/O priority; and configs this host cannot honour (AppArmor, SELinux,
 // CAP_SYS_RESOURCE) failing clearly with nothing left behind. Where runc defines the behaviour, the same bundle
 // runs through Debian's runc and the outputs are compared.
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -532,6 +532,43 @@ describe('rlimits, oomScoreAdj, personality, scheduler, ioPriority', () => {
       (c) => (c.process.ioPriority = { class: 'IOPRIO_CLASS_BE', priority: 9 }),
       /process\.ioPriority\.priority must be from 0 to 7/,
     );
+  });
+});
+
+describe('exec', () => {
+  it("applies the exec'd process's own user, capabilities, rlimits and no_new_privs, and the container's seccomp", () => {
+    const b = makeBundle(['/bin/sleep', '300'], dockerDefaults);
+    const id = rt.create(b).id;
+    expect(rt.cmd(['start', id]).code).toBe(0);
+    const proc = join(b.dir, 'process.json');
+    writeFileSync(
+      proc,
+      JSON.stringify({
+        args: [
+          '/bin/sh',
+          '-c',
+          `id; ulimit -n; ${STATUS(['CapEff', 'CapBnd', 'NoNewPrivs', 'Seccomp'])}; unshare -U true 2>&1`,
+        ],
+        cwd: '/',
+        env: ['PATH=/bin'],
+        user: { uid: 1000, gid: 1000, additionalGids: [20] },
+        capabilities: { bounding: ['CAP_KILL'], effective: [], permitted: [] },
+        rlimits: [{ type: 'RLIMIT_NOFILE', soft: 64, hard: 64 }],
+        noNewPrivileges: true,
+      }),
+    );
+    const r = rt.cmd(['exec', '--process', proc, id]);
+    expect(r.stdout).toMatch(/^uid=1000 gid=1000 groups=20\n64\n/);
+    expect(r.stdout).toContain('CapEff:\t0000000000000000');
+    expect(r.stdout).toContain('CapBnd:\t0000000000000020');
+    expect(r.stdout).toContain('NoNewPrivs:\t1');
+    expect(r.stdout).toContain('Seccomp:\t2');
+    expect(r.stdout).toMatch(/unshare\(0x10000000\): Operation not permitted/);
+    // a bad process file is refused with the field named
+    writeFileSync(proc, JSON.stringify({ args: ['/bin/true'], cwd: '/', capabilities: { bounding: ['CAP_NOPE'] } }));
+    const bad = rt.cmd(['exec', '--process', proc, id]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/process\.capabilities\.bounding\[0\]: unknown capability "CAP_NOPE"/);
   });
 });
 
