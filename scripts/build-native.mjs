@@ -29,7 +29,10 @@ function nodeGyp() {
 const gyp = nodeGyp();
 const run = (...args) => execFileSync(process.execPath, [gyp, ...args], { cwd: native, stdio: 'inherit' });
 // binding.gyp lists runtime/*.c when configured: configure again whenever that list changes.
-const sources = readdirSync(join(native, 'runtime')).filter((f) => f.endsWith('.c')).sort().join('\n');
+const sources = readdirSync(join(native, 'runtime'))
+  .filter((f) => f.endsWith('.c'))
+  .sort()
+  .join('\n');
 const stamp = join(native, 'build', 'sources.txt');
 const stale = !existsSync(stamp) || readFileSync(stamp, 'utf8') !== sources;
 if (stale || process.argv.includes('--rebuild')) {

@@ -33,7 +33,10 @@ export function busyboxRootfs(): string {
     symlinkSync('/bin/busybox', target);
   }
   spawnSync('chmod', ['1777', join(rootfs, 'tmp')]);
-  writeFileSync(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n');
+  writeFileSync(
+    join(rootfs, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n',
+  );
   writeFileSync(join(rootfs, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
   writeFileSync(join(rootfs, '.complete'), '');
   return rootfs;
@@ -61,24 +64,47 @@ export function defaultConfig(args: string[] = ['/bin/true']): OciConfig {
     hostname: 'runc',
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      {
+        destination: '/dev',
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+      },
       {
         destination: '/dev/pts',
         type: 'devpts',
         source: 'devpts',
         options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
       },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      {
+        destination: '/dev/shm',
+        type: 'tmpfs',
+        source: 'shm',
+        options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+      },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+      {
+        destination: '/sys/fs/cgroup',
+        type: 'cgroup',
+        source: 'cgroup',
+        options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+      },
     ],
     linux: {
       resources: { devices: [{ allow: false, access: 'rwm' }] },
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       maskedPaths: [
-        '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-        '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
+        '/proc/acpi',
+        '/proc/asound',
+        '/proc/kcore',
+        '/proc/keys',
+        '/proc/latency_stats',
+        '/proc/timer_list',
+        '/proc/timer_stats',
+        '/proc/sched_debug',
+        '/sys/firmware',
+        '/proc/scsi',
       ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
@@ -161,10 +187,26 @@ export class Runtime {
   /** `create` with the container's stdio on files (never pipes: a pipe held by the container never closes). */
   create(bundle: Bundle, id = uniqueId(), extra: string[] = []): Result & { id: string } {
     const r = result(
-      spawnSync('sh', ['-c', `exec "$@" </dev/null >/dev/null 2>"${bundle.dir}/create.err"`, 'sh', this.binary, '--root', this.root, 'create', '--bundle', bundle.dir, ...extra, id], {
-        encoding: 'utf8',
-        timeout: 30_000,
-      }),
+      spawnSync(
+        'sh',
+        [
+          '-c',
+          `exec "$@" </dev/null >/dev/null 2>"${bundle.dir}/create.err"`,
+          'sh',
+          this.binary,
+          '--root',
+          this.root,
+          'create',
+          '--bundle',
+          bundle.dir,
+          ...extra,
+          id,
+        ],
+        {
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+      ),
     );
     r.stderr = readIfExists(join(bundle.dir, 'create.err'));
     return { ...r, id };
