@@ -1134,9 +1134,10 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
 
   /* block I/O */
   if (v2) {
-    const char *d = DIR(C_BLKIO);
     char probe[8];
-    bool bfq = d && (cg_read(d, "io.bfq.weight", probe, sizeof probe) >= 0);
+    /* BFQ has its own weight file with the v1 range; probe it only when a weight is asked for */
+    bool bfq = (s->blk_weight != UNSET || s->nwd) && DIR(C_BLKIO) &&
+               cg_read(h->dir, "io.bfq.weight", probe, sizeof probe) >= 0;
     if (s->blk_weight != UNSET) {
       if (bfq) W(C_BLKIO, "io.bfq.weight", FMT(nb, "%" PRId64, s->blk_weight), "blockIO.weight");
       else W(C_BLKIO, "io.weight", FMT(nb, "default %" PRId64, 1 + (s->blk_weight - 10) * 9999 / 990), "blockIO.weight");
@@ -1158,10 +1159,12 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
           "blockIO.throttle");
       }
   } else {
-    const char *d = DIR(C_BLKIO);
     char probe[8];
-    /* kernels without CFQ only have the BFQ files */
-    const char *pre = d && cg_read(d, "blkio.weight", probe, sizeof probe) < 0 && errno == ENOENT ? "blkio.bfq." : "blkio.";
+    /* kernels without CFQ only have the BFQ files; probe only when a weight is asked for */
+    const char *pre = (s->blk_weight != UNSET || s->nwd) && DIR(C_BLKIO) &&
+                              cg_read(h->dir, "blkio.weight", probe, sizeof probe) < 0 && errno == ENOENT
+                          ? "blkio.bfq."
+                          : "blkio.";
     char file[64];
     if (s->blk_weight != UNSET) W(C_BLKIO, FMT(file, "%sweight", pre), FMT(nb, "%" PRId64, s->blk_weight), "blockIO.weight");
     if (s->blk_leaf != UNSET) W(C_BLKIO, "blkio.leaf_weight", FMT(nb, "%" PRId64, s->blk_leaf), "blockIO.leafWeight");
@@ -1495,8 +1498,11 @@ int cgroup_kill_all(const sk_cgroup *cg, int sig, sk_error *err) {
       }
     free(pids);
   }
-  sk_error e2;
-  if (froze || (was_frozen && sig == SIGKILL)) cgroup_freeze(cg, false, rc ? &e2 : err) < 0 && rc == 0 ? rc = -1 : 0;
+  /* thaw what we froze; a paused container is thawed for SIGKILL only, which cannot land while frozen */
+  if (froze || (was_frozen && sig == SIGKILL)) {
+    sk_error e2;
+    if (cgroup_freeze(cg, false, rc ? &e2 : err) < 0) rc = -1;
+  }
   return rc;
 }
 
