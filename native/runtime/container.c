@@ -105,35 +105,76 @@ int seal_fds(int preserve_fds, sk_error *err) {
   return 0;
 }
 
-int await_child(int sync, pid_t pid, const char *what, sk_error *err) {
+int await_child(int sync, int *fd, sk_error *err) {
   char *buf = malloc(MSG_MAX);
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
   for (;;) {
-    ssize_t n = recv(sync, buf, MSG_MAX - 1, 0);
+    struct iovec iov = {.iov_base = buf, .iov_len = MSG_MAX - 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control};
+    ssize_t n = recvmsg(sync, &mh, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int e = errno;
       free(buf);
-      return sk_fail(err, e, "%s: reading from the container process", what);
+      return sk_fail(err, e, "reading from the container process");
     }
     if (n == 0) {
       free(buf);
       return 0; /* exec'd (the socket is close-on-exec) */
     }
     buf[n] = '\0';
-    if (buf[0] == 'E') {
-      sk_fail(err, 0, "%s", buf + 1);
+    char kind = buf[0];
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    if (kind == 'N' && cm && cm->cmsg_type == SCM_RIGHTS) {
+      memcpy(fd, CMSG_DATA(cm), sizeof(int));
       free(buf);
-      return -1;
+      return 3;
     }
-    if (buf[0] == 'R') {
-      free(buf);
-      return 1;
-    }
-    if (buf[0] == 'H') {
-      free(buf);
-      return 2;
-    }
+    if (kind == 'E') sk_fail(err, 0, "%s", buf + 1);
+    free(buf);
+    if (kind == 'E') return -1;
+    if (kind == 'R') return 1;
+    if (kind == 'H') return 2;
+    return sk_fail(err, 0, "unexpected message '%c' from the container process", kind);
   }
+}
+
+int send_notify_fd(int sync, const sk_security *sec, sk_error *err) {
+  int fd = security_seccomp_notify_fd(sec);
+  if (fd < 0) return 0;
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  char kind = 'N';
+  struct iovec iov = {.iov_base = &kind, .iov_len = 1};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  if (sendmsg(sync, &mh, MSG_NOSIGNAL) != 1) return sk_fail(err, errno, "passing the seccomp notify fd to the runtime");
+  close(fd);
+  return 0;
+}
+
+bool has_seccomp_listener(json_object *linux_obj) {
+  const char *p = json_object_get_string(j_get(j_get(linux_obj, "seccomp"), "listenerPath"));
+  return p && *p;
+}
+
+int forward_notify_fd(const sk_security *sec, int fd, pid_t pid, const char *state_json, sk_error *err) {
+  sk_error perr;
+  json_object *state = j_parse_string(state_json, strlen(state_json), "state", &perr);
+  int r = security_seccomp_send_listener(sec, fd, (int)pid, state, err);
+  if (state) json_object_put(state);
+  close(fd);
+  return r;
 }
 
 typedef struct init_args {
@@ -197,8 +238,10 @@ static int init_run(init_args *a, sk_error *err) {
   if (s->proc.terminal && console_setup(a->console_fd, s->proc.rows, s->proc.cols, true, err) < 0) return -1;
   if (rootfs_finalize(s->rootfs, err) < 0) return -1;
   if (security_apply_early(s->proc.sec, err) < 0) return -1;
-  bool late = security_seccomp_late(s->proc.sec);
+  /* With a listener the notify fd must travel back over the sync socket, which closes before start. */
+  bool late = security_seccomp_late(s->proc.sec) && !has_seccomp_listener(j_get(s->config, "linux"));
   if (!late && security_apply_seccomp(s->proc.sec, err) < 0) return -1;
+  if (!late && send_notify_fd(a->sync, s->proc.sec, err) < 0) return -1;
   if (security_apply_identity(s->proc.sec, err) < 0) return -1;
   if (enter_cwd(s->proc.cwd, err) < 0) return -1;
   char exe[PATH_MAX];
@@ -275,6 +318,12 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
     int e = errno;
     spec_free(&s);
     return sk_fail(err, e, "creating the state root %s", g->root);
+  }
+  char cache[PATH_MAX + 32];
+  snprintf(cache, sizeof cache, "%s/.seccomp-cache", g->root);
+  if (security_seccomp_prepare(s.proc.sec, cache, err) < 0) {
+    spec_free(&s);
+    return -1;
   }
   if (mkdir(dir, 0700) < 0) {
     int e = errno;
@@ -400,7 +449,15 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
     goto fail;
   }
   for (;;) {
-    int r = await_child(sync[0], pid, "create", err);
+    int nfd = -1;
+    int r = await_child(sync[0], &nfd, err);
+    if (r == 3) {
+      if (forward_notify_fd(s.proc.sec, nfd, pid, st_text, err) < 0) {
+        json_object_put(st);
+        goto fail;
+      }
+      continue;
+    }
     if (r == 2) { /* prestart and createRuntime hooks: in the runtime's namespaces */
       if (hooks_run(s.hooks, "prestart", st_text, err) < 0 || hooks_run(s.hooks, "createRuntime", st_text, err) < 0) {
         json_object_put(st);
@@ -413,6 +470,7 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
     if (r == 1) break;
     json_object_put(st);
     if (r == 0) sk_fail(err, 0, "the container's init exited before it was ready");
+    sk_wrap(err, "creating container %s", o->id);
     goto fail;
   }
   json_object_put(st);

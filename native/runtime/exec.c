@@ -120,6 +120,7 @@ static int ns_flags_of(json_object *config) {
 typedef struct exec_child {
   sk_proc *proc;
   int sync, pidfd, ns_flags, console_fd, preserve_fds;
+  bool listener;
 } exec_child;
 
 static void exec_child_main(exec_child *a) {
@@ -142,8 +143,9 @@ static void exec_child_main(exec_child *a) {
   if (a->proc->terminal && console_setup(a->console_fd, a->proc->rows, a->proc->cols, false, &err) < 0)
     child_fail(a->sync, &err);
   if (security_apply_early(a->proc->sec, &err) < 0) child_fail(a->sync, &err);
-  bool late = security_seccomp_late(a->proc->sec);
+  bool late = security_seccomp_late(a->proc->sec) && !a->listener;
   if (!late && security_apply_seccomp(a->proc->sec, &err) < 0) child_fail(a->sync, &err);
+  if (!late && send_notify_fd(a->sync, a->proc->sec, &err) < 0) child_fail(a->sync, &err);
   if (security_apply_identity(a->proc->sec, &err) < 0) child_fail(a->sync, &err);
   if (enter_cwd(a->proc->cwd, &err) < 0) child_fail(a->sync, &err);
   char exe[PATH_MAX];
@@ -179,6 +181,9 @@ int cmd_exec(const sk_global *g, const sk_exec_opts *o, int *exit_code, sk_error
   pj = exec_process(o, config, err);
   if (pj == NULL) goto out;
   if (proc_parse(pj, j_get(config, "linux"), "process", &proc, err) < 0) goto out;
+  char cache[PATH_MAX + 32];
+  snprintf(cache, sizeof cache, "%s/.seccomp-cache", g->root);
+  if (security_seccomp_prepare(proc.sec, cache, err) < 0) goto out;
   if (proc.terminal && !o->console_socket) {
     sk_fail(err, 0, "--tty needs --console-socket to hand the pty to");
     goto out;
@@ -214,7 +219,8 @@ int cmd_exec(const sk_global *g, const sk_exec_opts *o, int *exit_code, sk_error
   if (pid == 0) {
     close(sync[0]);
     exec_child a = {.proc = &proc, .sync = sync[1], .pidfd = pidfd, .ns_flags = flags, .console_fd = console_fd,
-                    .preserve_fds = o->preserve_fds};
+                    .preserve_fds = o->preserve_fds,
+                    .listener = has_seccomp_listener(j_get(config, "linux"))};
     exec_child_main(&a);
   }
   close(sync[1]);
@@ -225,7 +231,21 @@ int cmd_exec(const sk_global *g, const sk_exec_opts *o, int *exit_code, sk_error
     sk_fail(err, errno, "starting the exec'd process");
     goto kill_child;
   }
-  if (await_child(sync[0], pid, "exec", err) != 0) goto kill_child;
+  for (int r2;;) {
+    int nfd = -1;
+    r2 = await_child(sync[0], &nfd, err);
+    if (r2 == 0) break;
+    if (r2 == 3) {
+      json_object *sj = container_state_json(&c, ST_RUNNING);
+      int fr = forward_notify_fd(proc.sec, nfd, pid, json_object_to_json_string(sj), err);
+      json_object_put(sj);
+      if (fr < 0) goto kill_child;
+      continue;
+    }
+    if (r2 > 0) sk_fail(err, 0, "unexpected message from the exec'd process");
+    sk_wrap(err, "exec in container %s", o->id);
+    goto kill_child;
+  }
   if (o->pid_file) {
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%d", (int)pid);

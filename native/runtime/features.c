@@ -35,15 +35,17 @@ int cmd_features(sk_error *err) {
   json_object_object_add(sc, "actions", strings(security_seccomp_actions()));
   json_object_object_add(sc, "operators", strings(security_seccomp_operators()));
   json_object_object_add(sc, "archs", strings(security_seccomp_archs()));
-  static const char *const sflags[] = {"SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", NULL};
-  json_object_object_add(sc, "knownFlags", strings(sflags));
-  json_object_object_add(sc, "supportedFlags", strings(sflags));
+  json_object_object_add(sc, "knownFlags", strings(security_seccomp_known_flags()));
+  json_object *supported = json_object_new_array();
+  for (const char *const *f = security_seccomp_known_flags(); f && *f; f++)
+    if (security_seccomp_flag_supported(*f)) json_object_array_add(supported, json_object_new_string(*f));
+  json_object_object_add(sc, "supportedFlags", supported);
   json_object_object_add(linux_obj, "seccomp", sc);
   json_object *aa = json_object_new_object();
-  json_object_object_add(aa, "enabled", json_object_new_boolean(0));
+  json_object_object_add(aa, "enabled", json_object_new_boolean(security_apparmor_enabled()));
   json_object_object_add(linux_obj, "apparmor", aa);
   json_object *se = json_object_new_object();
-  json_object_object_add(se, "enabled", json_object_new_boolean(0));
+  json_object_object_add(se, "enabled", json_object_new_boolean(security_selinux_enabled()));
   json_object_object_add(linux_obj, "selinux", se);
   json_object *idm = json_object_new_object();
   json_object_object_add(idm, "enabled", json_object_new_boolean(0));

@@ -55,8 +55,15 @@ int enter_cwd(const char *cwd, sk_error *err);
 void reset_signals(void);
 /* Mark every fd from `from` on close-on-exec, and keep [3, from) inheritable (--preserve-fds). */
 int seal_fds(int preserve_fds, sk_error *err);
-/* Read the runtime's messages from the sync socket until the child execs (EOF), is ready ('R'), or fails. */
-int await_child(int sync, pid_t pid, const char *what, sk_error *err);
+/* Read the child's next message on the sync socket: 0 it exec'd (EOF), 1 ready ('R'), 2 asks for the
+ * createRuntime hooks ('H'), 3 passed its seccomp notify fd ('N', into *fd); -1 it failed (err has its message). */
+int await_child(int sync, int *fd, sk_error *err);
+/* In the child: pass the seccomp notify fd (if any) to the runtime, which hands it to the listener. */
+int send_notify_fd(int sync, const sk_security *sec, sk_error *err);
+/* Whether the config asks for a seccomp listener: then seccomp is loaded while the sync socket is still open. */
+bool has_seccomp_listener(json_object *linux_obj);
+/* In the runtime: forward a notify fd received from the child to linux.seccomp.listenerPath. */
+int forward_notify_fd(const sk_security *sec, int fd, pid_t pid, const char *state_json, sk_error *err);
 /* The current time as RFC 3339 with nanoseconds. */
 void rfc3339_now(char *buf, size_t len);
 
