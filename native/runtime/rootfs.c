@@ -447,10 +447,17 @@ static int resolve_ex(int rootfd, const char *path, enum mk mk, uint64_t extra, 
   if (strlen(rel) >= sizeof buf) return sk_fail(err, ENAMETOOLONG, "resolving %s in the rootfs", path);
   strcpy(buf, rel);
   int parent = rootfd;
-  for (char *p = buf;;) {
+  char *p = buf, *last = strrchr(buf, '/');
+  if (last) { /* usually only the last component is missing: start from its parent */
+    *last = 0;
+    int fd2 = openat2_(rootfd, buf, O_PATH, IN_ROOT | extra);
+    *last = '/';
+    if (fd2 >= 0) parent = fd2, p = last + 1;
+  }
+  for (bool known_missing = parent != rootfd;; known_missing = false) {
     char *slash = strchr(p, '/');
     if (slash) *slash = 0;
-    int next = openat2_(rootfd, buf, O_PATH, IN_ROOT | extra);
+    int next = known_missing ? (errno = ENOENT, -1) : openat2_(rootfd, buf, O_PATH, IN_ROOT | extra);
     if (next < 0 && errno == ENOENT) {
       int rc;
       if (slash == NULL && mk == MK_FILE) {
