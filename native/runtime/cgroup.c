@@ -29,14 +29,28 @@
 #define CG_ROOT "/sys/fs/cgroup"
 #define UNSET INT64_MIN /* a numeric resource the config does not set */
 
-enum { C_CPU, C_CPUACCT, C_CPUSET, C_MEMORY, C_DEVICES, C_FREEZER, C_BLKIO, C_PIDS, C_HUGETLB, C_NET_CLS,
-       C_NET_PRIO, C_PERF, C_RDMA, C_MISC, C_N };
-static const char *const ctrl_names[C_N] = {"cpu",     "cpuacct", "cpuset",  "memory",   "devices",
-                                            "freezer", "blkio",   "pids",    "hugetlb",  "net_cls",
-                                            "net_prio", "perf_event", "rdma", "misc"};
+enum {
+  C_CPU,
+  C_CPUACCT,
+  C_CPUSET,
+  C_MEMORY,
+  C_DEVICES,
+  C_FREEZER,
+  C_BLKIO,
+  C_PIDS,
+  C_HUGETLB,
+  C_NET_CLS,
+  C_NET_PRIO,
+  C_PERF,
+  C_RDMA,
+  C_MISC,
+  C_N
+};
+static const char *const ctrl_names[C_N] = {"cpu",  "cpuacct", "cpuset",  "memory",   "devices",    "freezer", "blkio",
+                                            "pids", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma",    "misc"};
 
 typedef struct devrule {
-  char type; /* 'a', 'b', 'c' */
+  char type;            /* 'a', 'b', 'c' */
   int64_t major, minor; /* -1: any */
   unsigned access;      /* bits: 1 m, 2 r, 4 w (the BPF_DEVCG_ACC_* values) */
   bool allow;
@@ -94,7 +108,7 @@ typedef struct hier {
 
 struct sk_cgroup {
   bool v2;
-  char *path;             /* the cgroup path, for messages and state */
+  char *path; /* the cgroup path, for messages and state */
   hier *h;
   size_t nh;
   sk_cgroup_hierarchy *pub;
@@ -106,9 +120,9 @@ struct sk_cgroup {
 
 /* runc's default allow list (libcontainer/specconv AllowedDevices), appended after the user's rules. */
 static const devrule default_devices[] = {
-    {'c', -1, -1, 1, true},  {'b', -1, -1, 1, true},  {'c', 1, 3, 7, true},   {'c', 1, 8, 7, true},
-    {'c', 1, 7, 7, true},    {'c', 5, 0, 7, true},    {'c', 1, 5, 7, true},   {'c', 1, 9, 7, true},
-    {'c', 136, -1, 7, true}, {'c', 5, 2, 7, true},    {'c', 10, 200, 7, true},
+    {'c', -1, -1, 1, true},  {'b', -1, -1, 1, true}, {'c', 1, 3, 7, true},    {'c', 1, 8, 7, true},
+    {'c', 1, 7, 7, true},    {'c', 5, 0, 7, true},   {'c', 1, 5, 7, true},    {'c', 1, 9, 7, true},
+    {'c', 136, -1, 7, true}, {'c', 5, 2, 7, true},   {'c', 10, 200, 7, true},
 };
 
 /* ---------- small file helpers ---------- */
@@ -237,11 +251,13 @@ static bool cpuset_list_ok(const char *s) {
   return true;
 }
 
-/* Array helper: each element must be an object; calls fn(elem, where[i], i). */
-#define FOR_OBJECTS(arr, where, key, i, elem, ew)                                                    \
-  for (size_t i = 0, n_##i = (arr) ? json_object_array_length(arr) : 0; i < n_##i; i++)               \
-    for (json_object *elem = json_object_array_get_idx(arr, i); elem; elem = NULL)                    \
-      for (char ew[192]; snprintf(ew, sizeof ew, "%s.%s[%zu]", where, key, i), elem; elem = NULL)
+static size_t alen(json_object *arr) { return arr ? json_object_array_length(arr) : 0; }
+
+/* Element i of the array at where.key, with its dotted path in ew for messages. */
+static json_object *elem(json_object *arr, size_t i, const char *where, const char *key, char *ew, size_t size) {
+  snprintf(ew, size, "%s.%s[%zu]", where, key, i);
+  return json_object_array_get_idx(arr, i);
+}
 
 static int check_obj(json_object *e, const char *ew, sk_error *err) {
   if (!json_object_is_type(e, json_type_object)) return sk_fail(err, 0, "%s must be an object", ew);
@@ -250,8 +266,7 @@ static int check_obj(json_object *e, const char *ew, sk_error *err) {
 
 static int get_majmin(json_object *e, const char *ew, bool wildcard, int64_t *maj, int64_t *min, sk_error *err) {
   *maj = *min = -1;
-  if (j_int64(e, "major", ew, !wildcard, maj, err) < 0 || j_int64(e, "minor", ew, !wildcard, min, err) < 0)
-    return -1;
+  if (j_int64(e, "major", ew, !wildcard, maj, err) < 0 || j_int64(e, "minor", ew, !wildcard, min, err) < 0) return -1;
   if (*maj < (wildcard ? -1 : 0) || *maj > 0xfffff) return bad(err, ew, "major", "is out of range");
   if (*min < (wildcard ? -1 : 0) || *min > 0xfffff) return bad(err, ew, "minor", "is out of range");
   return 0;
@@ -262,13 +277,14 @@ static int parse_devices(json_object *arr, const char *where, res *r, sk_error *
   r->dev_set = true;
   if (n == 0) return 0;
   if ((r->dev = calloc(n, sizeof *r->dev)) == NULL) return sk_fail(err, ENOMEM, "allocating device rules");
-  FOR_OBJECTS(arr, where, "devices", i, e, ew) {
+  for (size_t i = 0; i < alen(arr); i++) {
+    char ew[192];
+    json_object *e = elem(arr, i, where, "devices", ew, sizeof ew);
     devrule *d = &r->dev[r->ndev++];
     const char *type = "a", *access = "rwm";
     if (check_obj(e, ew, err) < 0 || j_bool(e, "allow", ew, &d->allow, err) < 0) return -1;
     if (j_get(e, "allow") == NULL) return bad(err, ew, "allow", "is required");
-    if (j_string(e, "type", ew, false, &type, err) < 0 || j_string(e, "access", ew, false, &access, err) < 0)
-      return -1;
+    if (j_string(e, "type", ew, false, &type, err) < 0 || j_string(e, "access", ew, false, &access, err) < 0) return -1;
     if (strlen(type) != 1 || !strchr("abc", type[0])) return bad(err, ew, "type", "must be \"a\", \"b\" or \"c\"");
     d->type = type[0];
     if (get_majmin(e, ew, true, &d->major, &d->minor, err) < 0) return -1;
@@ -283,8 +299,8 @@ static int parse_devices(json_object *arr, const char *where, res *r, sk_error *
 }
 
 static int parse_memory(json_object *m, const char *where, res *r, bool warn, sk_error *err) {
-  if (get_limit(m, "limit", where, &r->mem_limit, err) < 0 || get_limit(m, "reservation", where, &r->mem_res, err) < 0 ||
-      get_limit(m, "swap", where, &r->mem_swap, err) < 0)
+  if (get_limit(m, "limit", where, &r->mem_limit, err) < 0 ||
+      get_limit(m, "reservation", where, &r->mem_res, err) < 0 || get_limit(m, "swap", where, &r->mem_swap, err) < 0)
     return -1;
   /* runc treats -1 (uint64 max from Docker) as unset */
   if (j_get(m, "swappiness")) {
@@ -309,7 +325,8 @@ static int parse_cpu(json_object *c, const char *where, res *r, sk_error *err) {
       get_range(c, "idle", where, 0, 1, false, &r->idle, err) < 0 ||
       get_range(c, "burst", where, 0, INT64_MAX, false, &r->burst, err) < 0)
     return -1;
-  if (get_limit(c, "quota", where, &r->quota, err) < 0 || get_limit(c, "realtimeRuntime", where, &r->rt_runtime, err) < 0)
+  if (get_limit(c, "quota", where, &r->quota, err) < 0 ||
+      get_limit(c, "realtimeRuntime", where, &r->rt_runtime, err) < 0)
     return -1;
   if (r->quota > 0 && r->quota < 1000) return bad(err, where, "quota", "must be at least 1000 (microseconds)");
   if (j_string(c, "cpus", where, false, &r->cpus, err) < 0 || j_string(c, "mems", where, false, &r->mems, err) < 0)
@@ -330,8 +347,11 @@ static int parse_blkio(json_object *b, const char *where, res *r, sk_error *err)
     return -1;
   if (j_array(b, "weightDevice", where, false, &arr, err) < 0) return -1;
   if (arr && json_object_array_length(arr)) {
-    if ((r->wd = calloc(json_object_array_length(arr), sizeof *r->wd)) == NULL) return sk_fail(err, ENOMEM, "allocating");
-    FOR_OBJECTS(arr, where, "weightDevice", i, e, ew) {
+    if ((r->wd = calloc(json_object_array_length(arr), sizeof *r->wd)) == NULL)
+      return sk_fail(err, ENOMEM, "allocating");
+    for (size_t i = 0; i < alen(arr); i++) {
+      char ew[192];
+      json_object *e = elem(arr, i, where, "weightDevice", ew, sizeof ew);
       wdev *w = &r->wd[r->nwd++];
       w->weight = w->leaf = UNSET;
       if (check_obj(e, ew, err) < 0 || get_majmin(e, ew, false, &w->major, &w->minor, err) < 0 ||
@@ -345,7 +365,9 @@ static int parse_blkio(json_object *b, const char *where, res *r, sk_error *err)
     if (arr == NULL || json_object_array_length(arr) == 0) continue;
     if ((r->thr[t] = calloc(json_object_array_length(arr), sizeof *r->thr[t])) == NULL)
       return sk_fail(err, ENOMEM, "allocating");
-    FOR_OBJECTS(arr, where, tkeys[t], i, e, ew) {
+    for (size_t i = 0; i < alen(arr); i++) {
+      char ew[192];
+      json_object *e = elem(arr, i, where, tkeys[t], ew, sizeof ew);
       tdev *d = &r->thr[t][r->nthr[t]++];
       if (check_obj(e, ew, err) < 0 || get_majmin(e, ew, false, &d->major, &d->minor, err) < 0 ||
           j_uint64(e, "rate", ew, true, &d->rate, err) < 0)
@@ -368,8 +390,7 @@ static int res_parse(json_object *o, const char *where, res *r, bool warn, sk_er
   res_init(r);
   if (o == NULL) return 0;
   if (!json_object_is_type(o, json_type_object)) return sk_fail(err, 0, "%s must be an object", where);
-#define SUB(key)                                                                         \
-  (snprintf(w, sizeof w, "%s.%s", where, key), j_object(o, key, where, false, &sub, err))
+#define SUB(key) (snprintf(w, sizeof w, "%s.%s", where, key), j_object(o, key, where, false, &sub, err))
   if (SUB("memory") < 0 || (sub && parse_memory(sub, w, r, warn, err) < 0)) goto fail;
   if (SUB("cpu") < 0 || (sub && parse_cpu(sub, w, r, err) < 0)) goto fail;
   if (SUB("pids") < 0) goto fail;
@@ -389,7 +410,9 @@ static int res_parse(json_object *o, const char *where, res *r, bool warn, sk_er
       sk_fail(err, ENOMEM, "allocating");
       goto fail;
     }
-    FOR_OBJECTS(arr, where, "hugepageLimits", i, e, ew) {
+    for (size_t i = 0; i < alen(arr); i++) {
+      char ew[192];
+      json_object *e = elem(arr, i, where, "hugepageLimits", ew, sizeof ew);
       hpl *h = &r->hp[r->nhp++];
       if (check_obj(e, ew, err) < 0 || j_string(e, "pageSize", ew, true, &h->size, err) < 0 ||
           j_uint64(e, "limit", ew, true, &h->limit, err) < 0)
@@ -417,7 +440,9 @@ static int res_parse(json_object *o, const char *where, res *r, bool warn, sk_er
         sk_fail(err, ENOMEM, "allocating");
         goto fail;
       }
-      FOR_OBJECTS(arr, w, "priorities", i, e, ew) {
+      for (size_t i = 0; i < alen(arr); i++) {
+        char ew[192];
+        json_object *e = elem(arr, i, w, "priorities", ew, sizeof ew);
         prio *p = &r->prios[r->nprios++];
         uint64_t pr;
         if (check_obj(e, ew, err) < 0 || j_string(e, "name", ew, true, &p->name, err) < 0 ||
@@ -464,8 +489,9 @@ static int res_check(const res *r, bool v2, const char *where, sk_error *err) {
     if (r->mem_limit == UNSET || r->mem_limit < 0)
       return sk_fail(err, 0, "%s.memory.swap needs memory.limit: swap is the limit of memory plus swap", where);
     if (r->mem_swap < r->mem_limit)
-      return sk_fail(err, 0, "%s.memory.swap (%" PRId64 ") must not be below memory.limit (%" PRId64
-                             "): swap is the limit of memory plus swap",
+      return sk_fail(err, 0,
+                     "%s.memory.swap (%" PRId64 ") must not be below memory.limit (%" PRId64
+                     "): swap is the limit of memory plus swap",
                      where, r->mem_swap, r->mem_limit);
   }
   if (r->mem_res > 0 && r->mem_limit > 0 && r->mem_res > r->mem_limit)
@@ -747,7 +773,9 @@ static int implicit_devices(json_object *linux_obj, json_object **out, sk_error 
   json_object *arr, *res = json_object_new_array();
   if (res == NULL) return sk_fail(err, ENOMEM, "allocating");
   if (j_array(linux_obj, "devices", "linux", false, &arr, err) < 0) goto fail;
-  FOR_OBJECTS(arr, "linux", "devices", i, e, ew) {
+  for (size_t i = 0; i < alen(arr); i++) {
+    char ew[192];
+    json_object *e = elem(arr, i, "linux", "devices", ew, sizeof ew);
     const char *type = NULL;
     int64_t maj, min;
     if (check_obj(e, ew, err) < 0 || j_string(e, "type", ew, true, &type, err) < 0) goto fail;
@@ -781,8 +809,9 @@ int cgroup_parse(json_object *linux_obj, const char *id, sk_cgroup **out, sk_err
   if (cp && *cp) {
     const char *c1 = strchr(cp, ':');
     if (c1 && strchr(c1 + 1, ':') && !strchr(cp, '/'))
-      return sk_fail(err, 0, "linux.cgroupsPath \"%s\" uses the systemd driver's \"slice:prefix:name\" syntax; "
-                             "skiff-runtime manages cgroupfs paths only (use a path such as /machine/%s)",
+      return sk_fail(err, 0,
+                     "linux.cgroupsPath \"%s\" uses the systemd driver's \"slice:prefix:name\" syntax; "
+                     "skiff-runtime manages cgroupfs paths only (use a path such as /machine/%s)",
                      cp, id);
     if (normalise(cp, norm, sizeof norm, err) < 0) return -1;
     if (!*norm) return sk_fail(err, 0, "linux.cgroupsPath \"%s\" must name a cgroup below the root", cp);
@@ -810,18 +839,24 @@ int cgroup_parse(json_object *linux_obj, const char *id, sk_cgroup **out, sk_err
     static const struct {
       int c;
       const char *what;
-    } need[] = {{C_MEMORY, "memory"}, {C_CPU, "cpu"}, {C_CPUSET, "cpu.cpus/mems"}, {C_PIDS, "pids"},
-                {C_BLKIO, "blockIO"}, {C_HUGETLB, "hugepageLimits"}, {C_NET_CLS, "network.classID"},
-                {C_NET_PRIO, "network.priorities"}, {C_DEVICES, "devices"}};
+    } need[] = {{C_MEMORY, "memory"},           {C_CPU, "cpu"},
+                {C_CPUSET, "cpu.cpus/mems"},    {C_PIDS, "pids"},
+                {C_BLKIO, "blockIO"},           {C_HUGETLB, "hugepageLimits"},
+                {C_NET_CLS, "network.classID"}, {C_NET_PRIO, "network.priorities"},
+                {C_DEVICES, "devices"}};
     const res *r = &cg->r;
     bool used[] = {r->mem_limit != UNSET || r->mem_res != UNSET || r->mem_swap != UNSET || r->swappiness != UNSET ||
                        r->oom_off >= 0 || r->use_hier >= 0,
                    r->shares != UNSET || r->quota != UNSET || r->period != UNSET || r->rt_runtime != UNSET ||
                        r->rt_period != UNSET || r->idle != UNSET || r->burst != UNSET,
-                   r->cpus || r->mems, r->pids != UNSET,
-                   r->blk_weight != UNSET || r->blk_leaf != UNSET || r->nwd || r->nthr[0] || r->nthr[1] ||
-                       r->nthr[2] || r->nthr[3],
-                   r->nhp > 0, r->classid != UNSET, r->nprios > 0, r->ndev > 0};
+                   r->cpus || r->mems,
+                   r->pids != UNSET,
+                   r->blk_weight != UNSET || r->blk_leaf != UNSET || r->nwd || r->nthr[0] || r->nthr[1] || r->nthr[2] ||
+                       r->nthr[3],
+                   r->nhp > 0,
+                   r->classid != UNSET,
+                   r->nprios > 0,
+                   r->ndev > 0};
     for (size_t i = 0; i < sizeof need / sizeof *need; i++)
       if (used[i] && by_ctrl(cg, need[i].c) == NULL) {
         sk_fail(err, 0, "linux.resources.%s: the %s cgroup controller is not mounted on this host", need[i].what,
@@ -938,7 +973,8 @@ static int devices_prog(const devrule *v, size_t n, struct bpf_insn **out, size_
     size_t jumps[4], nj = 0;
     if (d->type != 'a') {
       jumps[nj++] = k;
-      p[k++] = INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_2, 0, 0, d->type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR);
+      p[k++] =
+          INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_2, 0, 0, d->type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR);
     }
     if (d->access != 7) { /* every access asked for must be in the rule */
       p[k++] = INSN(BPF_ALU | BPF_MOV | BPF_X, BPF_REG_1, BPF_REG_3, 0, 0);
@@ -1024,7 +1060,8 @@ static int devices_v2(const char *dir, const devrule *v, size_t n, bool replace,
     a.target_fd = (uint32_t)dfd;
     a.attach_bpf_fd = (uint32_t)old;
     a.attach_type = BPF_CGROUP_DEVICE;
-    if (sys_bpf(BPF_PROG_DETACH, &a) < 0) log_warn("detaching the old device program from %s: %s", dir, strerror(errno));
+    if (sys_bpf(BPF_PROG_DETACH, &a) < 0)
+      log_warn("detaching the old device program from %s: %s", dir, strerror(errno));
     close(old);
   }
 out:
@@ -1051,11 +1088,11 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
   char nb[64], b2[160];
   hier *h;
 #define DIR(c) ((h = by_ctrl(cg, c)) ? h->dir : NULL)
-#define W(c, file, val, what)                                                          \
-  do {                                                                                 \
-    const char *d_ = DIR(c);                                                           \
+#define W(c, file, val, what) \
+  do { \
+    const char *d_ = DIR(c); \
     if (d_ == NULL) return sk_fail(err, 0, "linux.resources.%s: no %s cgroup", what, ctrl_names[c]); \
-    if (cg_write(d_, file, val, "linux.resources." what, err) < 0) return -1;        \
+    if (cg_write(d_, file, val, "linux.resources." what, err) < 0) return -1; \
   } while (0)
 
   /* cpuset first: v1 tasks cannot run in a cpuset without cpus */
@@ -1068,7 +1105,8 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
     const char *d = DIR(C_MEMORY);
     if (d && cg_read(d, v2 ? "memory.current" : "memory.usage_in_bytes", cur, sizeof cur) > 0 &&
         strtoll(cur, NULL, 10) > s->mem_limit)
-      return sk_fail(err, 0, "linux.resources.memory.limit %" PRId64 " is below the current usage %s (checkBeforeUpdate)",
+      return sk_fail(err, 0,
+                     "linux.resources.memory.limit %" PRId64 " is below the current usage %s (checkBeforeUpdate)",
                      s->mem_limit, chomp(cur));
   }
   if (v2) {
@@ -1078,7 +1116,7 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
       int64_t sw = f->mem_swap < 0 || f->mem_limit < 0 ? -1 : f->mem_swap - f->mem_limit;
       W(C_MEMORY, "memory.swap.max", LIM(sw), "memory.swap");
     }
-    if (s->mem_res != UNSET) W(C_MEMORY, "memory.low", s->mem_res < 0 ? "0" : LIM(s->mem_res), "memory.reservation");
+    if (s->mem_res != UNSET) W(C_MEMORY, "memory.low", LIM(s->mem_res), "memory.reservation"); /* -1: "max", as runc */
     if (s->swappiness != UNSET) log_warn("linux.resources.memory.swappiness is ignored on cgroup v2");
     if (s->oom_off == 1) log_warn("linux.resources.memory.disableOOMKiller is ignored on cgroup v2");
   } else {
@@ -1096,14 +1134,17 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
     if (swap_first) W(C_MEMORY, "memory.memsw.limit_in_bytes", sw, "memory.swap");
     if (s->mem_limit != UNSET) {
       const char *d = DIR(C_MEMORY);
+      if (d == NULL) return sk_fail(err, 0, "linux.resources.memory.limit: no memory cgroup");
       if (cg_write(d, "memory.limit_in_bytes", LIM(s->mem_limit), "linux.resources.memory.limit", err) < 0) {
         if (err->errnum == EBUSY) sk_wrap(err, "the limit is below the memory the container already uses");
+        if (err->errnum == EINVAL) sk_wrap(err, "the limit must not exceed memory.swap (the memory+swap limit)");
         return -1;
       }
     }
     if (!swap_first && s->mem_swap != UNSET) W(C_MEMORY, "memory.memsw.limit_in_bytes", sw, "memory.swap");
     if (s->mem_res != UNSET) W(C_MEMORY, "memory.soft_limit_in_bytes", LIM(s->mem_res), "memory.reservation");
-    if (s->swappiness != UNSET) W(C_MEMORY, "memory.swappiness", FMT(nb, "%" PRId64, s->swappiness), "memory.swappiness");
+    if (s->swappiness != UNSET)
+      W(C_MEMORY, "memory.swappiness", FMT(nb, "%" PRId64, s->swappiness), "memory.swappiness");
     if (s->oom_off >= 0) W(C_MEMORY, "memory.oom_control", s->oom_off ? "1" : "0", "memory.disableOOMKiller");
     if (s->use_hier >= 0) W(C_MEMORY, "memory.use_hierarchy", s->use_hier ? "1" : "0", "memory.useHierarchy");
   }
@@ -1115,8 +1156,10 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
     if (s->quota != UNSET || s->period != UNSET) {
       char q[32] = "max";
       if (f->quota > 0) snprintf(q, sizeof q, "%" PRId64, f->quota);
-      if (f->period != UNSET) W(C_CPU, "cpu.max", FMT(b2, "%s %" PRId64, q, f->period), "cpu.quota");
-      else W(C_CPU, "cpu.max", q, "cpu.quota");
+      if (f->period != UNSET)
+        W(C_CPU, "cpu.max", FMT(b2, "%s %" PRId64, q, f->period), "cpu.quota");
+      else
+        W(C_CPU, "cpu.max", q, "cpu.quota");
     }
     if (s->burst != UNSET) W(C_CPU, "cpu.max.burst", FMT(nb, "%" PRId64, s->burst), "cpu.burst");
     if (s->idle != UNSET) W(C_CPU, "cpu.idle", FMT(nb, "%" PRId64, s->idle), "cpu.idle");
@@ -1139,23 +1182,29 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
     bool bfq = (s->blk_weight != UNSET || s->nwd) && DIR(C_BLKIO) &&
                cg_read(h->dir, "io.bfq.weight", probe, sizeof probe) >= 0;
     if (s->blk_weight != UNSET) {
-      if (bfq) W(C_BLKIO, "io.bfq.weight", FMT(nb, "%" PRId64, s->blk_weight), "blockIO.weight");
-      else W(C_BLKIO, "io.weight", FMT(nb, "default %" PRId64, 1 + (s->blk_weight - 10) * 9999 / 990), "blockIO.weight");
+      if (bfq)
+        W(C_BLKIO, "io.bfq.weight", FMT(nb, "%" PRId64, s->blk_weight), "blockIO.weight");
+      else
+        W(C_BLKIO, "io.weight", FMT(nb, "default %" PRId64, 1 + (s->blk_weight - 10) * 9999 / 990), "blockIO.weight");
     }
     for (size_t i = 0; i < s->nwd; i++) {
       const wdev *w = &s->wd[i];
       if (w->weight == UNSET) continue;
-      if (bfq) W(C_BLKIO, "io.bfq.weight", FMT(b2, "%" PRId64 ":%" PRId64 " %" PRId64, w->major, w->minor, w->weight),
-                 "blockIO.weightDevice");
-      else W(C_BLKIO, "io.weight", FMT(b2, "%" PRId64 ":%" PRId64 " %" PRId64, w->major, w->minor,
-                                        1 + (w->weight - 10) * 9999 / 990), "blockIO.weightDevice");
+      if (bfq)
+        W(C_BLKIO, "io.bfq.weight", FMT(b2, "%" PRId64 ":%" PRId64 " %" PRId64, w->major, w->minor, w->weight),
+          "blockIO.weightDevice");
+      else
+        W(C_BLKIO, "io.weight",
+          FMT(b2, "%" PRId64 ":%" PRId64 " %" PRId64, w->major, w->minor, 1 + (w->weight - 10) * 9999 / 990),
+          "blockIO.weightDevice");
     }
     static const char *const keys[4] = {"rbps", "wbps", "riops", "wiops"};
     for (int t = 0; t < 4; t++)
       for (size_t i = 0; i < s->nthr[t]; i++) {
         const tdev *d2 = &s->thr[t][i];
         if (d2->rate) snprintf(nb, sizeof nb, "%" PRIu64, d2->rate);
-        W(C_BLKIO, "io.max", FMT(b2, "%" PRId64 ":%" PRId64 " %s=%s", d2->major, d2->minor, keys[t], d2->rate ? nb : "max"),
+        W(C_BLKIO, "io.max",
+          FMT(b2, "%" PRId64 ":%" PRId64 " %s=%s", d2->major, d2->minor, keys[t], d2->rate ? nb : "max"),
           "blockIO.throttle");
       }
   } else {
@@ -1166,13 +1215,14 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
                           ? "blkio.bfq."
                           : "blkio.";
     char file[64];
-    if (s->blk_weight != UNSET) W(C_BLKIO, FMT(file, "%sweight", pre), FMT(nb, "%" PRId64, s->blk_weight), "blockIO.weight");
+    if (s->blk_weight != UNSET)
+      W(C_BLKIO, FMT(file, "%sweight", pre), FMT(nb, "%" PRId64, s->blk_weight), "blockIO.weight");
     if (s->blk_leaf != UNSET) W(C_BLKIO, "blkio.leaf_weight", FMT(nb, "%" PRId64, s->blk_leaf), "blockIO.leafWeight");
     for (size_t i = 0; i < s->nwd; i++) {
       const wdev *w = &s->wd[i];
       if (w->weight != UNSET)
-        W(C_BLKIO, FMT(file, "%sweight_device", pre), FMT(b2, "%" PRId64 ":%" PRId64 " %" PRId64, w->major, w->minor, w->weight),
-          "blockIO.weightDevice");
+        W(C_BLKIO, FMT(file, "%sweight_device", pre),
+          FMT(b2, "%" PRId64 ":%" PRId64 " %" PRId64, w->major, w->minor, w->weight), "blockIO.weightDevice");
       if (w->leaf != UNSET)
         W(C_BLKIO, "blkio.leaf_weight_device", FMT(b2, "%" PRId64 ":%" PRId64 " %" PRId64, w->major, w->minor, w->leaf),
           "blockIO.weightDevice");
@@ -1182,7 +1232,8 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
     for (int t = 0; t < 4; t++)
       for (size_t i = 0; i < s->nthr[t]; i++) {
         const tdev *d2 = &s->thr[t][i];
-        W(C_BLKIO, files[t], FMT(b2, "%" PRId64 ":%" PRId64 " %" PRIu64, d2->major, d2->minor, d2->rate), "blockIO.throttle");
+        W(C_BLKIO, files[t], FMT(b2, "%" PRId64 ":%" PRId64 " %" PRIu64, d2->major, d2->minor, d2->rate),
+          "blockIO.throttle");
       }
   }
 
@@ -1191,14 +1242,17 @@ static int apply(sk_cgroup *cg, const res *s, const res *f, bool update, sk_erro
     char file[64];
     h = by_ctrl(cg, C_HUGETLB);
     bool u = h && h->unified;
-    if (u) W(C_HUGETLB, FMT(file, "hugetlb.%s.max", s->hp[i].size), FMT(nb, "%" PRIu64, s->hp[i].limit), "hugepageLimits");
-    else W(C_HUGETLB, FMT(file, "hugetlb.%s.limit_in_bytes", s->hp[i].size), FMT(nb, "%" PRIu64, s->hp[i].limit),
-           "hugepageLimits");
+    if (u)
+      W(C_HUGETLB, FMT(file, "hugetlb.%s.max", s->hp[i].size), FMT(nb, "%" PRIu64, s->hp[i].limit), "hugepageLimits");
+    else
+      W(C_HUGETLB, FMT(file, "hugetlb.%s.limit_in_bytes", s->hp[i].size), FMT(nb, "%" PRIu64, s->hp[i].limit),
+        "hugepageLimits");
   }
 
   if (s->classid != UNSET) W(C_NET_CLS, "net_cls.classid", FMT(nb, "%" PRId64, s->classid), "network.classID");
   for (size_t i = 0; i < s->nprios; i++)
-    W(C_NET_PRIO, "net_prio.ifpriomap", FMT(b2, "%s %" PRId64, s->prios[i].name, s->prios[i].prio), "network.priorities");
+    W(C_NET_PRIO, "net_prio.ifpriomap", FMT(b2, "%s %" PRId64, s->prios[i].name, s->prios[i].prio),
+      "network.priorities");
 
   if (s->unified) {
     json_object_object_foreach(s->unified, k, v) {
@@ -1257,7 +1311,8 @@ static int make_dir(const char *mnt, const char *dir, bool cpuset, int *made, sk
     char parent[PATH_MAX];
     snprintf(parent, sizeof parent, "%s", dir);
     char *slash = strrchr(parent, '/');
-    if (slash == NULL || (size_t)(slash - parent) <= strlen(mnt)) return sk_fail(err, ENOENT, "creating the cgroup %s", dir);
+    if (slash == NULL || (size_t)(slash - parent) <= strlen(mnt))
+      return sk_fail(err, ENOENT, "creating the cgroup %s", dir);
     *slash = '\0';
     if (make_dir(mnt, parent, cpuset, made, err) < 0) return -1;
   }
@@ -1336,8 +1391,10 @@ int cgroup_destroy(sk_cgroup *cg, sk_error *err) {
   sk_error e2;
   for (size_t i = 0; i < cg->nh; i++) {
     if (!cg->h[i].created) continue;
-    if (remove_dir(cg->h[i].dir, rc ? &e2 : err) < 0) rc = -1; /* keep the first error, try every hierarchy */
-    else cg->h[i].created = false;
+    if (remove_dir(cg->h[i].dir, rc ? &e2 : err) < 0)
+      rc = -1; /* keep the first error, try every hierarchy */
+    else
+      cg->h[i].created = false;
   }
   return rc;
 }
@@ -1403,8 +1460,8 @@ int cgroup_freeze(const sk_cgroup *cg, bool frozen, sk_error *err) {
   uint64_t deadline = now_ms() + 5000;
   for (unsigned i = 0;; i++) {
     /* v1 can sit in FREEZING when a task is busy in the kernel: write again now and then, as runc does */
-    if (i % 64 == 0 && cg_write(dir, cg->v2 ? "cgroup.freeze" : "freezer.state", cg->v2 ? (frozen ? "1" : "0") : want,
-                                what, err) < 0)
+    if (i % 64 == 0 &&
+        cg_write(dir, cg->v2 ? "cgroup.freeze" : "freezer.state", cg->v2 ? (frozen ? "1" : "0") : want, what, err) < 0)
       return -1;
     bool done;
     if (cg->v2) {
@@ -1412,7 +1469,8 @@ int cgroup_freeze(const sk_cgroup *cg, bool frozen, sk_error *err) {
       done = done == frozen;
     } else {
       char st[32];
-      if (cg_read(dir, "freezer.state", st, sizeof st) < 0) return sk_fail(err, errno, "%s: reading %s/freezer.state", what, dir);
+      if (cg_read(dir, "freezer.state", st, sizeof st) < 0)
+        return sk_fail(err, errno, "%s: reading %s/freezer.state", what, dir);
       done = strcmp(chomp(st), want) == 0;
     }
     if (done) return 0;
@@ -1484,8 +1542,10 @@ int cgroup_kill_all(const sk_cgroup *cg, int sig, sk_error *err) {
   /* freeze so nothing forks past us, signal every pid, then restore (SIGKILL only lands once thawed) */
   bool was_frozen = false, froze = false;
   if (freezer_dir(cg) && cgroup_is_frozen(cg, &was_frozen, err) == 0 && !was_frozen) {
-    if (cgroup_freeze(cg, true, err) < 0) log_warn("kill --all: %s; signalling without freezing", err->msg);
-    else froze = true;
+    if (cgroup_freeze(cg, true, err) < 0)
+      log_warn("kill --all: %s; signalling without freezing", err->msg);
+    else
+      froze = true;
   }
   pid_t *pids;
   size_t n;
@@ -1658,8 +1718,10 @@ static void mem_entry(json_object *mem, const char *key, const char *dir, const 
   if (read_u64(dir, f, &v)) put_u64(e, "max", v, true), any = true;
   snprintf(f, sizeof f, "%s.failcnt", prefix);
   if (read_u64(dir, f, &v)) put_u64(e, "failcnt", v, false), any = true;
-  if (any) json_object_object_add(mem, key, e);
-  else json_object_put(e);
+  if (any)
+    json_object_object_add(mem, key, e);
+  else
+    json_object_put(e);
 }
 
 static void stats_memory(const sk_cgroup *cg, json_object *data) {
@@ -1682,10 +1744,14 @@ static void stats_memory(const sk_cgroup *cg, json_object *data) {
     if (read_u64(h->dir, "memory.swap.current", &sw)) put_u64(s, "usage", sw + cur, true);
     if (read_u64(h->dir, "memory.swap.max", &swl))
       put_u64(s, "limit", swl == UINT64_MAX || lim == UINT64_MAX ? UINT64_MAX : swl + lim, false);
-    if (have_cur || have_lim) json_object_object_add(mem, "usage", u);
-    else json_object_put(u);
-    if (json_object_object_length(s)) json_object_object_add(mem, "swap", s);
-    else json_object_put(s);
+    if (have_cur || have_lim)
+      json_object_object_add(mem, "usage", u);
+    else
+      json_object_put(u);
+    if (json_object_object_length(s))
+      json_object_object_add(mem, "swap", s);
+    else
+      json_object_put(s);
   } else {
     if (st && kv(st, "cache", &v)) put_u64(mem, "cache", v, true);
     mem_entry(mem, "usage", h->dir, "memory");
@@ -1757,10 +1823,14 @@ static void stats_blkio(const sk_cgroup *cg, json_object *data) {
         (ios = blkio_v1(h->dir, "blkio.throttle.io_serviced_recursive")) == NULL)
       ios = blkio_v1(h->dir, "blkio.throttle.io_serviced");
   }
-  if (bytes && json_object_array_length(bytes)) json_object_object_add(blk, "ioServiceBytesRecursive", bytes);
-  else json_object_put(bytes);
-  if (ios && json_object_array_length(ios)) json_object_object_add(blk, "ioServicedRecursive", ios);
-  else json_object_put(ios);
+  if (bytes && json_object_array_length(bytes))
+    json_object_object_add(blk, "ioServiceBytesRecursive", bytes);
+  else
+    json_object_put(bytes);
+  if (ios && json_object_array_length(ios))
+    json_object_object_add(blk, "ioServicedRecursive", ios);
+  else
+    json_object_put(ios);
 }
 
 static void stats_hugetlb(const sk_cgroup *cg, json_object *data) {
@@ -1772,9 +1842,12 @@ static void stats_hugetlb(const sk_cgroup *cg, json_object *data) {
     unsigned long kb;
     if (sscanf(e->d_name, "hugepages-%lukB", &kb) != 1) continue;
     char size[32], f[96];
-    if (kb >= 1024 * 1024 && kb % (1024 * 1024) == 0) snprintf(size, sizeof size, "%luGB", kb / (1024 * 1024));
-    else if (kb >= 1024 && kb % 1024 == 0) snprintf(size, sizeof size, "%luMB", kb / 1024);
-    else snprintf(size, sizeof size, "%luKB", kb);
+    if (kb >= 1024 * 1024 && kb % (1024 * 1024) == 0)
+      snprintf(size, sizeof size, "%luGB", kb / (1024 * 1024));
+    else if (kb >= 1024 && kb % 1024 == 0)
+      snprintf(size, sizeof size, "%luMB", kb / 1024);
+    else
+      snprintf(size, sizeof size, "%luKB", kb);
     json_object *o = json_object_new_object();
     uint64_t v;
     bool any = false;
@@ -1793,8 +1866,10 @@ static void stats_hugetlb(const sk_cgroup *cg, json_object *data) {
       snprintf(f, sizeof f, "hugetlb.%s.failcnt", size);
       if (read_u64(h->dir, f, &v)) put_u64(o, "failcnt", v, false), any = true;
     }
-    if (any) json_object_object_add(child(data, "hugetlb"), size, o);
-    else json_object_put(o);
+    if (any)
+      json_object_object_add(child(data, "hugetlb"), size, o);
+    else
+      json_object_put(o);
   }
   if (d) closedir(d);
 }
@@ -1844,7 +1919,8 @@ int cgroup_from_json(json_object *saved, sk_cgroup **out, sk_error *err) {
   json_object *hs, *resources, *ldev;
   *out = NULL;
   if (j_string(saved, "mode", w, true, &mode, err) < 0 || j_string(saved, "path", w, true, &path, err) < 0 ||
-      j_array(saved, "hierarchies", w, true, &hs, err) < 0 || j_object(saved, "resources", w, false, &resources, err) < 0 ||
+      j_array(saved, "hierarchies", w, true, &hs, err) < 0 ||
+      j_object(saved, "resources", w, false, &resources, err) < 0 ||
       j_array(saved, "linuxDevices", w, false, &ldev, err) < 0)
     return -1;
   sk_cgroup *cg = calloc(1, sizeof *cg);
@@ -1852,7 +1928,9 @@ int cgroup_from_json(json_object *saved, sk_cgroup **out, sk_error *err) {
   res_init(&cg->r);
   cg->v2 = strcmp(mode, "v2") == 0;
   if ((cg->path = xstrdup(path, err)) == NULL) goto fail;
-  FOR_OBJECTS(hs, w, "hierarchies", i, e, ew) {
+  for (size_t i = 0; i < alen(hs); i++) {
+    char ew[192];
+    json_object *e = elem(hs, i, w, "hierarchies", ew, sizeof ew);
     const char *name = NULL, *opts = NULL, *mnt = NULL, *dir = NULL;
     int64_t ctrl = 0;
     bool unified = false, created = false;

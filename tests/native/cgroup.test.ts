@@ -114,7 +114,9 @@ describe('cgroup v1 (this host)', () => {
     const path = `skiff-runtime/${id}`;
     // every v1 hierarchy has the container's directory, and the init is in it
     const pid = rt.state(id).pid;
-    for (const line of read(`/proc/${pid}/cgroup`).split('\n').filter((l) => !l.startsWith('0::'))) {
+    for (const line of read(`/proc/${pid}/cgroup`)
+      .split('\n')
+      .filter((l) => !l.startsWith('0::'))) {
       expect(line.split(':')[2], line).toBe(`/${path}`);
     }
     expect(v1('memory', path, 'memory.limit_in_bytes')).toBe(String(64 << 20));
@@ -125,7 +127,17 @@ describe('cgroup v1 (this host)', () => {
     expect(v1('cpu', path, 'cpu.cfs_period_us')).toBe('100000');
     expect(v1('pids', path, 'pids.max')).toBe('32');
     expect(v1('cpuset', path, 'cpuset.cpus')).toBe('0');
-    expect(readFileSync(join(CG, 'blkio', path, existsSync(join(CG, 'blkio', path, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight'), 'utf8')).toMatch(/300/);
+    expect(
+      readFileSync(
+        join(
+          CG,
+          'blkio',
+          path,
+          existsSync(join(CG, 'blkio', path, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight',
+        ),
+        'utf8',
+      ),
+    ).toMatch(/300/);
     // values the config does not set are the kernel's (nothing written)
     expect(v1('cpu', path, 'cpu.cfs_burst_us')).toBe('0');
     expect(rt.cmd(['start', id]).code).toBe(0);
@@ -215,7 +227,10 @@ describe('cgroup v1 (this host)', () => {
 
   it('makes cgroup errors config errors: bad values fail create before anything exists', () => {
     const cases: Array<[(c: OciConfig) => void, RegExp]> = [
-      [(c) => (c.linux.resources.memory = { limit: 100 << 20, swap: 50 << 20 }), /memory\.swap .*must not be below memory\.limit/],
+      [
+        (c) => (c.linux.resources.memory = { limit: 100 << 20, swap: 50 << 20 }),
+        /memory\.swap .*must not be below memory\.limit/,
+      ],
       [(c) => (c.linux.resources.memory = { limit: -7 }), /memory\.limit must be -1/],
       [(c) => (c.linux.resources.cpu = { shares: 1 }), /cpu\.shares must be 0 \(default\) or between 2 and 262144/],
       [(c) => (c.linux.resources.cpu = { quota: -2 }), /cpu\.quota must be -1/],
@@ -270,7 +285,9 @@ describe('cgroup v1 (this host)', () => {
       expect(later.out).toContain('kmsg-write=denied');
       if (!runc) return;
       expect(denied.out).toBe(runWith(runc, withKmsg(PROBE)).out);
-      expect(writable.out).toBe(runWith(runc, withKmsg(PROBE, [{ allow: true, type: 'c', major: 1, minor: 11, access: 'w' }])).out);
+      expect(writable.out).toBe(
+        runWith(runc, withKmsg(PROBE, [{ allow: true, type: 'c', major: 1, minor: 11, access: 'w' }])).out,
+      );
       expect(later.out).toBe(runWith(runc, withKmsg(PROBE, laterRules)).out);
     });
 
@@ -321,7 +338,8 @@ describe('cgroup v1 (this host)', () => {
     const k = rt.cmd(['kill', '--all', id, 'KILL']);
     expect(k.code, k.stderr).toBe(0);
     waitFor(() => rt.state(id).status === 'stopped');
-    for (const p of pids) expect(existsSync(`/proc/${p}/cmdline`) && read(`/proc/${p}/stat`).split(' ')[2] !== 'Z').toBe(false);
+    for (const p of pids)
+      expect(existsSync(`/proc/${p}/cmdline`) && read(`/proc/${p}/stat`).split(' ')[2] !== 'Z').toBe(false);
   });
 
   it('update changes limits of a running container (memory raise with swap, cpu, pids)', () => {
@@ -333,7 +351,11 @@ describe('cgroup v1 (this host)', () => {
     const id = startDetached(b);
     const path = `skiff-runtime/${id}`;
     // raising both needs memsw first (the kernel keeps limit <= memsw)
-    const up = update(rt, id, { memory: { limit: 256 << 20, swap: 512 << 20 }, cpu: { shares: 1024, quota: 20000, period: 100000 }, pids: { limit: 50 } });
+    const up = update(rt, id, {
+      memory: { limit: 256 << 20, swap: 512 << 20 },
+      cpu: { shares: 1024, quota: 20000, period: 100000 },
+      pids: { limit: 50 },
+    });
     expect(up.code, up.stderr).toBe(0);
     expect(v1('memory', path, 'memory.limit_in_bytes')).toBe(String(256 << 20));
     expect(v1('memory', path, 'memory.memsw.limit_in_bytes')).toBe(String(512 << 20));
@@ -370,9 +392,13 @@ describe('cgroup v1 (this host)', () => {
     const hostOpen = spawnSync('nsenter', ['-t', String(pid), '-m', '--', '/bin/sh', '-c', 'exec 3>/dev/kmsg']);
     expect(hostOpen.status).toBe(0);
     // exec joins the container's cgroup
-    const execOpen = () => rt.cmd(['exec', id, '/bin/sh', '-c', '(exec 3>/dev/kmsg) && echo open']).stdout.includes('open');
+    const execOpen = () =>
+      rt.cmd(['exec', id, '/bin/sh', '-c', '(exec 3>/dev/kmsg) && echo open']).stdout.includes('open');
     expect(execOpen()).toBe(false);
-    const allow = [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 11, access: 'w' }];
+    const allow = [
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 1, minor: 11, access: 'w' },
+    ];
     expect(update(rt, id, { devices: allow }).code).toBe(0);
     expect(execOpen()).toBe(true);
     expect(update(rt, id, { devices: [{ allow: false, access: 'rwm' }] }).code).toBe(0);
@@ -435,9 +461,13 @@ describe('cgroup v2 (forced with the hybrid host unified tree)', () => {
 
   it('enforces device rules with an eBPF program, and update replaces it', () => {
     const id = startDetached(v2Bundle('sleep 100'), uniqueId(), v2);
-    const execOpen = () => v2.cmd(['exec', id, '/bin/sh', '-c', '(exec 3>/dev/kmsg) && echo open']).stdout.includes('open');
+    const execOpen = () =>
+      v2.cmd(['exec', id, '/bin/sh', '-c', '(exec 3>/dev/kmsg) && echo open']).stdout.includes('open');
     expect(execOpen()).toBe(false);
-    const allow = [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 11, access: 'w' }];
+    const allow = [
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 1, minor: 11, access: 'w' },
+    ];
     const u = update(v2, id, { devices: allow });
     expect(u.code, u.stderr).toBe(0);
     expect(execOpen()).toBe(true);
@@ -449,7 +479,11 @@ describe('cgroup v2 (forced with the hybrid host unified tree)', () => {
   });
 
   it('pauses and resumes with cgroup.freeze', () => {
-    const id = startDetached(v2Bundle('i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done'), uniqueId(), v2);
+    const id = startDetached(
+      v2Bundle('i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done'),
+      uniqueId(),
+      v2,
+    );
     const pid = v2.state(id).pid;
     const counter = () => Number(read(`/proc/${pid}/root/dev/shm/n`) || '0');
     waitFor(() => existsSync(`/proc/${pid}/root/dev/shm/n`) && counter() > 0);
