@@ -294,6 +294,10 @@ static int parse_devices(json_object *arr, const char *where, res *r, sk_error *
       if (bit == 0 || (d->access & bit)) return bad(err, ew, "access", "must be a combination of r, w and m");
       d->access |= bit;
     }
+    if (d->type == 'a') { /* the kernel reads any "a" rule as all devices, all access */
+      d->major = d->minor = -1;
+      d->access = 7;
+    }
   }
   return 0;
 }
@@ -798,6 +802,8 @@ fail:
   return -1;
 }
 
+static int check_devices(const sk_cgroup *cg, const res *r, sk_error *err);
+
 int cgroup_parse(json_object *linux_obj, const char *id, sk_cgroup **out, sk_error *err) {
   const char *cp = NULL;
   json_object *resources = NULL;
@@ -833,6 +839,7 @@ int cgroup_parse(json_object *linux_obj, const char *id, sk_cgroup **out, sk_err
       res_check(&cg->r, cg->v2, "linux.resources", err) < 0 || implicit_devices(linux_obj, &cg->ldev_json, err) < 0)
     goto fail;
   if (resources) cg->res_json = json_object_get(resources);
+  if (check_devices(cg, &cg->r, err) < 0) goto fail;
   if (resolve(cg, norm, cp && *cp && cp[0] != '/', cg->r.nhp > 0, err) < 0) goto fail;
   /* config errors for controllers this host lacks, before anything exists */
   if (!cg->v2) {
@@ -923,6 +930,57 @@ static void rule_str(const devrule *d, char *buf, size_t size) {
   if (d->access & 1) acc[a++] = 'm';
   acc[a] = '\0';
   snprintf(buf, size, "%c %s:%s %s", d->type, maj, min, acc);
+}
+
+/* v1 keeps a list of exceptions and can only take back an exact one: denying "c 1:11 w" after allowing
+ * "c 1:* rwm" is silently ignored by the kernel. Refuse such lists, as runc does, so that v1 and v2 (the eBPF
+ * program, where the last match wins) agree on every list we accept. v[0] is our deny-all, v[1..nuser] the
+ * user's rules, the rest implicit. */
+static int check_holes(const devrule *v, size_t n, size_t nuser, sk_error *err) {
+  devrule *set = malloc(n * sizeof *set);
+  size_t ns = 0;
+  bool allow_all = false;
+  if (set == NULL) return sk_fail(err, ENOMEM, "checking device rules");
+  for (size_t i = 0; i < n; i++) {
+    const devrule *d = &v[i];
+    if (d->type == 'a') {
+      allow_all = d->allow;
+      ns = 0;
+      continue;
+    }
+    size_t k = ns;
+    for (size_t j = 0; j < ns; j++)
+      if (set[j].type == d->type && set[j].major == d->major && set[j].minor == d->minor) k = j;
+    if (d->allow != allow_all) { /* an exception to the default: add it */
+      if (k == ns)
+        set[ns++] = *d;
+      else
+        set[k].access |= d->access;
+      continue;
+    }
+    for (size_t j = 0; j < ns; j++) { /* taking back part of a wider exception cannot work */
+      const devrule *w = &set[j];
+      if (j == k || w->type != d->type || !(w->access & d->access)) continue;
+      if ((w->major == -1 || w->major == d->major) && (w->minor == -1 || w->minor == d->minor)) {
+        char a[96], b[96];
+        rule_str(d, a, sizeof a);
+        rule_str(w, b, sizeof b);
+        free(set);
+        if (i >= 1 && i <= nuser)
+          return sk_fail(err, 0,
+                         "linux.resources.devices[%zu]: %s \"%s\" would punch a hole in the earlier wildcard rule "
+                         "\"%s\", which cgroup v1 cannot do (runc refuses it too); list the exceptions instead",
+                         i - 1, d->allow ? "allowing" : "denying", a, b);
+        return sk_fail(err, 0,
+                       "linux.resources.devices: the wildcard rule \"%s\" covers the default device rule \"%s\" "
+                       "in a way cgroup v1 cannot express",
+                       b, a);
+      }
+    }
+    if (k < ns && (set[k].access &= ~d->access) == 0) set[k] = set[--ns];
+  }
+  free(set);
+  return 0;
 }
 
 /* v1: one write per rule, in order, to devices.deny or devices.allow. */
@@ -1067,6 +1125,15 @@ static int devices_v2(const char *dir, const devrule *v, size_t n, bool replace,
 out:
   if (dfd >= 0) close(dfd);
   close(prog);
+  return rc;
+}
+
+static int check_devices(const sk_cgroup *cg, const res *r, sk_error *err) {
+  devrule *v;
+  size_t n;
+  if (effective_devices(cg, r, &v, &n, err) < 0) return -1;
+  int rc = check_holes(v, n, r->ndev, err);
+  free(v);
   return rc;
 }
 
@@ -1599,7 +1666,7 @@ int cgroup_update(sk_cgroup *cg, json_object *resources, sk_error *err) {
       goto fail;
     }
   }
-  if (apply(cg, &upd, &full, true, err) < 0) goto fail;
+  if ((upd.dev_set && check_devices(cg, &full, err) < 0) || apply(cg, &upd, &full, true, err) < 0) goto fail;
   res_free(&upd);
   res_free(&cg->r);
   cg->r = full;

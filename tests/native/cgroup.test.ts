@@ -200,9 +200,12 @@ describe('cgroup v1 (this host)', () => {
     const b = bundleWith('head -c 300000000 /dev/zero | tail > /dev/null; echo tail=$?', (c) => {
       c.linux.resources.memory = { limit: 32 << 20, swap: 32 << 20 };
     });
-    const r = runWith(rt, b);
-    expect(r.code, r.err).toBe(0);
-    expect(r.out).toContain('tail=137'); // SIGKILL from the OOM killer
+    const id = startDetached(b);
+    waitFor(() => rt.state(id).status === 'stopped', 20_000);
+    // the kernel's own count, read before delete removes the cgroup
+    const oom = /oom_kill (\d+)/.exec(v1('memory', `skiff-runtime/${id}`, 'memory.oom_control'));
+    expect(Number(oom?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(v1('memory', `skiff-runtime/${id}`, 'memory.max_usage_in_bytes'))).toBeLessThanOrEqual(32 << 20);
     // without the limit the same pipeline completes: the kill above came from the cgroup
     const free = runWith(rt, bundleWith('head -c 100000000 /dev/zero | tail > /dev/null; echo tail=$?'));
     expect(free.out).toContain('tail=0');
@@ -476,6 +479,82 @@ describe('cgroup v2 (forced with the hybrid host unified tree)', () => {
     expect(update(v2, id, { devices: [] }).code).toBe(0);
     expect(execOpen()).toBe(false);
     expect(v2.cmd(['exec', id, '/bin/sh', '-c', 'echo x > /dev/null && echo null-ok']).stdout).toContain('null-ok');
+  });
+
+  it('gives the same device answers as runc does on v2 (its own eBPF program)', () => {
+    const wrapper = join(scratchDir('skiff-v2-runc-'), 'runc-v2');
+    writeFileSync(
+      wrapper,
+      '#!/bin/sh\nexec unshare -m sh -c \'mount --make-rprivate / && mount --bind /sys/fs/cgroup/unified /sys/fs/cgroup && exec "$0" "$@"\' ' +
+        `${runc?.binary ?? '/usr/sbin/runc'} "$@"\n`,
+    );
+    chmodSync(wrapper, 0o755);
+    const runcV2 = new Runtime(wrapper);
+    const probe =
+      'echo x > /dev/null && echo null=ok; head -c 4 /dev/urandom | wc -c | sed s/^/urandom=/; ' +
+      '(exec 3>/dev/kmsg) 2>/dev/null && echo kmsg-write=ok || echo kmsg-write=denied; ' +
+      '(exec 3</dev/kmsg) 2>/dev/null && echo kmsg-read=ok || echo kmsg-read=denied';
+    const rules: OciConfig[][] = [
+      [{ allow: false, access: 'rwm' }],
+      [
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', major: 1, minor: 11, access: 'w' },
+      ],
+      [
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', major: 1, minor: 11, access: 'rwm' },
+        { allow: false, type: 'c', major: 1, minor: 11, access: 'w' },
+      ],
+      [
+        { allow: true, access: 'rwm' },
+        { allow: false, type: 'c', major: 1, minor: 11, access: 'w' },
+      ],
+    ];
+    const seen: string[] = [];
+    for (const r of rules) {
+      const b = v2Bundle(probe, (c) => (c.linux.resources.devices = r));
+      const ours = runWith(v2, b);
+      expect(ours.code, ours.err).toBe(0);
+      seen.push(ours.out);
+      if (!runc) continue;
+      try {
+        expect(ours.out).toBe(runWith(runcV2, b).out);
+      } finally {
+        runcV2.cleanup();
+      }
+    }
+    expect(seen[0]).toContain('kmsg-write=denied');
+    expect(seen[1]).toContain('kmsg-write=ok');
+    expect(seen[2]).toContain('kmsg-write=denied');
+    expect(seen[3]).toContain('kmsg-write=denied');
+    for (const out of seen) expect(out).toContain('null=ok\nurandom=4');
+
+    // taking back part of a wildcard rule cannot be expressed in v1: refused in both modes, as runc does
+    const hole = [
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 1, minor: -1, access: 'rwm' },
+      { allow: false, type: 'c', major: 1, minor: 11, access: 'w' },
+    ];
+    for (const r of [v2, rt]) {
+      const id = uniqueId('hole');
+      const c = r.create(
+        v2Bundle('true', (cfg) => (cfg.linux.resources.devices = hole)),
+        id,
+      );
+      expect(c.code).not.toBe(0);
+      expect(c.stderr).toMatch(
+        /devices\[2\]: denying "c 1:11 w" would punch a hole in the earlier wildcard rule "c 1:\* rwm"/,
+      );
+    }
+    if (runc) {
+      const theirs = runWith(
+        runcV2,
+        v2Bundle('true', (cfg) => (cfg.linux.resources.devices = hole)),
+      );
+      runcV2.cleanup();
+      expect(theirs.code).not.toBe(0);
+      expect(theirs.err).toMatch(/cannot punch hole in existing wildcard rule/);
+    }
   });
 
   it('pauses and resumes with cgroup.freeze', () => {
