@@ -181,7 +181,38 @@ typedef struct init_args {
   sk_spec *spec;
   int sync, fifo_fd, console_fd, preserve_fds;
   bool no_pivot;
+  bool user_joined; /* the two-step start below already joined the user namespace */
 } init_args;
+
+static void init_main(init_args *a) __attribute__((noreturn));
+
+/* A new pid namespace must be owned by the user namespace the container joins, or the init may not mount
+ * its /proc. So the first child joins the user namespace, unshares the pid namespace and forks the init as a
+ * sibling (CLONE_PARENT: the runtime stays its parent), tells the runtime its pid and leaves. */
+static void two_step_start(init_args *a, const sk_ns *user) {
+  sk_error err = {0};
+  if (setns(user->fd, CLONE_NEWUSER) < 0) {
+    sk_fail(&err, errno, "joining the user namespace %s", user->path);
+    child_fail(a->sync, &err);
+  }
+  if (unshare(CLONE_NEWPID) < 0) {
+    sk_fail(&err, errno, "creating the pid namespace in the joined user namespace");
+    child_fail(a->sync, &err);
+  }
+  pid_t init = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0);
+  if (init < 0) {
+    sk_fail(&err, errno, "forking the container's init");
+    child_fail(a->sync, &err);
+  }
+  if (init == 0) {
+    a->user_joined = true;
+    init_main(a);
+  }
+  char msg[32];
+  int n = snprintf(msg, sizeof msg, "P%d", (int)init);
+  send(a->sync, msg, (size_t)n, MSG_NOSIGNAL);
+  _exit(0);
+}
 
 static int set_root_ids(sk_error *err) {
   if (setresgid(0, 0, 0) < 0) return sk_fail(err, errno, "setresgid(0) in the user namespace");
@@ -200,7 +231,8 @@ static int init_run(init_args *a, sk_error *err) {
 
   const sk_ns *user = spec_ns(s, CLONE_NEWUSER);
   if (user && user->path) {
-    if (setns(user->fd, CLONE_NEWUSER) < 0) return sk_fail(err, errno, "joining the user namespace %s", user->path);
+    if (!a->user_joined && setns(user->fd, CLONE_NEWUSER) < 0)
+      return sk_fail(err, errno, "joining the user namespace %s", user->path);
     if (set_root_ids(err) < 0) return -1;
   } else if (user) {
     if (set_root_ids(err) < 0) return -1;
@@ -222,7 +254,7 @@ static int init_run(init_args *a, sk_error *err) {
     return sk_fail(err, errno, "setting the domainname to \"%s\"", s->domainname);
 
   sk_rootfs_ctx ctx = {
-      .new_userns = (s->new_flags & CLONE_NEWUSER) != 0,
+      .new_userns = user != NULL, /* new or joined: either way mknod is not allowed */
       .new_netns = (s->new_flags & CLONE_NEWNET) != 0,
       .new_cgroupns = (s->new_flags & CLONE_NEWCGROUP) != 0,
       .cgroup = s->cgroup,
@@ -378,8 +410,10 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
     if (s.time_offsets && write_str("/proc/self/timens_offsets", s.time_offsets, err) < 0) goto fail;
   }
   const sk_ns *user = spec_ns(&s, CLONE_NEWUSER);
-  int clone_flags = s.new_flags & CLONE_NEWPID;
-  if (!(user && user->path)) clone_flags |= s.new_flags & (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+  bool two_step = user && user->path && (s.new_flags & CLONE_NEWPID);
+  int clone_flags = two_step ? 0 : s.new_flags & CLONE_NEWPID;
+  if (!(user && user->path))
+    clone_flags |= s.new_flags & (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
   fflush(NULL);
   pid = (pid_t)syscall(SYS_clone, (unsigned long)clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
   if (pid < 0) {
@@ -390,10 +424,24 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
     close(sync[0]);
     init_args a = {.spec = &s, .sync = sync[1], .fifo_fd = fifo_fd, .console_fd = console_fd,
                    .preserve_fds = o->preserve_fds, .no_pivot = o->no_pivot};
+    if (two_step) two_step_start(&a, user);
     init_main(&a);
   }
   close(sync[1]);
   sync[1] = -1;
+  if (two_step) {
+    char m[4200] = {0};
+    ssize_t n = recv(sync[0], m, sizeof m - 1, 0);
+    waitpid(pid, NULL, 0);
+    if (n > 1 && m[0] == 'P') {
+      pid = (pid_t)atoi(m + 1);
+    } else {
+      pid = -1;
+      if (n > 1 && m[0] == 'E') sk_fail(err, 0, "%s", m + 1);
+      else sk_fail(err, 0, "the container's init could not be started in the joined user namespace");
+      goto fail;
+    }
+  }
   if (console_fd >= 0) close(console_fd), console_fd = -1;
 
   if (s.new_flags & CLONE_NEWUSER) {
