@@ -589,9 +589,27 @@ static int read_mountinfo(mnt_ent **out, size_t *nout, sk_error *err) {
     if (nf < 5 || fstype == NULL || super == NULL) continue;
     bool v2 = strcmp(fstype, "cgroup2") == 0;
     if (!v2 && strcmp(fstype, "cgroup") != 0) continue;
-    bool dup = false;
-    for (size_t i = 0; i < n && !dup; i++) dup = strcmp(m[i].devno, f[2]) == 0 || (v2 && m[i].v2);
-    if (dup) continue; /* a bind mount of a hierarchy we already have */
+    /* a hierarchy mounted twice (bind mounts): keep the mount under /sys/fs/cgroup, else the first */
+    size_t dup = n;
+    for (size_t i = 0; i < n && dup == n; i++)
+      if (strcmp(m[i].devno, f[2]) == 0 || (v2 && m[i].v2)) dup = i;
+    unescape(f[3]);
+    unescape(f[4]);
+    if (dup < n) {
+      if (strncmp(m[dup].mnt, CG_ROOT "/", sizeof CG_ROOT) == 0 || strncmp(f[4], CG_ROOT "/", sizeof CG_ROOT) != 0)
+        continue;
+      char *root = strdup(f[3]), *mnt = strdup(f[4]);
+      if (root == NULL || mnt == NULL) {
+        free(root);
+        free(mnt);
+        goto nomem;
+      }
+      free(m[dup].root);
+      free(m[dup].mnt);
+      m[dup].root = root;
+      m[dup].mnt = mnt;
+      continue;
+    }
     char name[256] = "", opts[256] = "";
     unsigned ctrl = 0;
     if (!v2) {
@@ -613,8 +631,6 @@ static int read_mountinfo(mnt_ent **out, size_t *nout, sk_error *err) {
       if (nm == NULL) goto nomem;
       m = nm;
     }
-    unescape(f[3]);
-    unescape(f[4]);
     m[n] = (mnt_ent){strdup(f[3]), strdup(f[4]), strdup(name), strdup(opts), strdup(f[2]), ctrl, v2};
     n++;
     if (!m[n - 1].root || !m[n - 1].mnt || !m[n - 1].name || !m[n - 1].opts || !m[n - 1].devno) goto nomem;

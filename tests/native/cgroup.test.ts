@@ -228,6 +228,22 @@ describe('cgroup v1 (this host)', () => {
     expect(Number(max?.[1])).toBeGreaterThan(0); // forks were refused
   });
 
+  it('sets hugepageLimits in the unified tree when there is no v1 hugetlb hierarchy (hybrid host)', () => {
+    const v1Hugetlb = readFileSync('/proc/self/mountinfo', 'utf8').includes(' cgroup rw,hugetlb');
+    const id = uniqueId();
+    const b = bundleWith('true', (c) => {
+      c.linux.resources.hugepageLimits = [{ pageSize: '2MB', limit: 4 << 20 }];
+    });
+    const r = rt.create(b, id);
+    expect(r.code, r.stderr).toBe(0);
+    const dir = v1Hugetlb ? join(CG, 'hugetlb', 'skiff-runtime', id) : join(CG, 'unified', 'skiff-runtime', id);
+    expect(read(join(dir, v1Hugetlb ? 'hugetlb.2MB.limit_in_bytes' : 'hugetlb.2MB.max'))).toBe(String(4 << 20));
+    expect(read(join(dir, 'cgroup.procs'))).toBe(String(rt.state(id).pid));
+    expect(rt.cmd(['delete', '--force', id]).code).toBe(0);
+    expect(existsSync(dir)).toBe(false);
+    expect(cgroupDirsNamed(id)).toEqual([]);
+  });
+
   it('makes cgroup errors config errors: bad values fail create before anything exists', () => {
     const cases: Array<[(c: OciConfig) => void, RegExp]> = [
       [
