@@ -69,7 +69,7 @@ static int parse_signal(const char *s, int *out, sk_error *err) {
 }
 
 int cmd_kill(const sk_global *g, const char *id, const char *signal, bool all, sk_error *err) {
-  int sig;
+  int sig = SIGTERM;
   if (parse_signal(signal ? signal : "TERM", &sig, err) < 0) return -1;
   sk_container c;
   if (container_load(g->root, id, &c, err) < 0) return -1;
@@ -285,4 +285,35 @@ int cmd_update(const sk_global *g, const char *id, json_object *resources, sk_er
   }
   container_free(&c);
   return r;
+}
+
+int cmd_events(const sk_global *g, const char *id, bool once, int interval, sk_error *err) {
+  for (;;) {
+    sk_container c;
+    if (container_load(g->root, id, &c, err) < 0) return -1;
+    sk_status st = container_status(&c);
+    if (st == ST_STOPPED && !once) {
+      container_free(&c);
+      return 0;
+    }
+    json_object *data = NULL;
+    if (!c.cgroup) {
+      container_free(&c);
+      return sk_fail(err, 0, "container %s has no cgroup", id);
+    }
+    if (cgroup_stats(c.cgroup, &data, err) < 0) {
+      container_free(&c);
+      return -1;
+    }
+    container_free(&c);
+    json_object *ev = json_object_new_object();
+    json_object_object_add(ev, "type", json_object_new_string("stats"));
+    json_object_object_add(ev, "id", json_object_new_string(id));
+    json_object_object_add(ev, "data", data);
+    printf("%s\n", json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    fflush(stdout);
+    json_object_put(ev);
+    if (once) return 0;
+    sleep((unsigned)interval);
+  }
 }

@@ -37,6 +37,7 @@ static const char usage[] =
     "  update   [--resources FILE|-] [--memory N] [--memory-swap N] [--memory-reservation N] [--cpu-shares N]\n"
     "           [--cpu-quota N] [--cpu-period N] [--cpuset-cpus L] [--cpuset-mems L] [--pids-limit N]\n"
     "           [--blkio-weight N] ID\n"
+    "  events   [--stats] [--interval 5s] ID\n"
     "  features\n";
 
 /* A small getopt for runc-style flags: --name VALUE, --name=VALUE, -name VALUE, and short aliases. */
@@ -132,7 +133,8 @@ static json_object *update_resources(const parsed *p, sk_error *err) {
     if (strcmp(p->values[0], "-") == 0) {
       char *text;
       size_t len;
-      if (read_file("/dev/stdin", &text, &len, err) < 0) return NULL;
+      /* fd 0 itself: /dev/stdin cannot be reopened when it is a socket */
+      if (read_fd_all(0, &text, &len, err) < 0) return NULL;
       res = j_parse_string(text, len, "resources on stdin", err);
       free(text);
     } else {
@@ -241,6 +243,21 @@ static int run_command(const sk_global *g, const char *cmd, int argc, char **arg
                       .apparmor = p.values[10], .process_label = p.values[11], .args = p.rest + 1};
     if (p.values[12] && parse_int_opt(p.values[12], "preserve-fds", &e.preserve_fds, err) < 0) goto out;
     r = cmd_exec(g, &e, exit_code, err);
+  } else if (strcmp(cmd, "events") == 0) {
+    static const opt o[] = {{"stats", 0, false}, {"interval", 0, true}, {NULL, 0, false}};
+    if (parse_opts(argc, argv, o, false, &p, err) < 0 || need_id(&p, cmd, err) < 0) goto out;
+    int interval = 5;
+    if (p.values[1]) {
+      /* runc takes a duration ("5s"); accept plain seconds too */
+      char *end;
+      long v = strtol(p.values[1], &end, 10);
+      if (end == p.values[1] || (*end && strcmp(end, "s") != 0) || v <= 0) {
+        sk_fail(err, 0, "--interval must be a number of seconds such as 5s");
+        goto out;
+      }
+      interval = (int)v;
+    }
+    r = cmd_events(g, p.rest[0], p.values[0] != NULL, interval, err);
   } else if (strcmp(cmd, "features") == 0) {
     r = cmd_features(err);
   } else {

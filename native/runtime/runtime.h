@@ -31,6 +31,9 @@ int cmd_list(const sk_global *g, const char *format, bool quiet, sk_error *err);
 /* resources: a linux.resources JSON object (owned by the caller). */
 int cmd_update(const sk_global *g, const char *id, json_object *resources, sk_error *err);
 int cmd_features(sk_error *err);
+/* events --stats: one {"type":"stats","id","data"} object; without --stats, one such line every interval
+ * seconds until the container stops. */
+int cmd_events(const sk_global *g, const char *id, bool once, int interval, sk_error *err);
 
 typedef struct sk_exec_opts {
   const char *id, *process_file, *console_socket, *pid_file, *cwd, *user, *apparmor, *process_label;

@@ -100,6 +100,8 @@ static int read_fd(int fd, const char *name, char **out, size_t *lenp, sk_error 
   return 0;
 }
 
+int read_fd_all(int fd, char **out, size_t *len, sk_error *err) { return read_fd(fd, "standard input", out, len, err); }
+
 int read_file_at(int dirfd, const char *name, char **out, size_t *len, sk_error *err) {
   int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return sk_fail(err, errno, "opening %s", name);

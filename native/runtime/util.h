@@ -19,6 +19,8 @@ int write_at(int dirfd, const char *name, const char *s, sk_error *err);
 int write_file_atomic(const char *path, const char *buf, size_t len, mode_t mode, sk_error *err);
 /* Read a whole file (NUL-terminated, malloc'd) into *out; *len may be NULL. */
 int read_file(const char *path, char **out, size_t *len, sk_error *err);
+/* Read everything from an open fd (NUL-terminated, malloc'd). */
+int read_fd_all(int fd, char **out, size_t *len, sk_error *err);
 int read_file_at(int dirfd, const char *name, char **out, size_t *len, sk_error *err);
 /* mkdir -p with mode for created components; existing directories are fine. */
 int mkdir_p(const char *path, mode_t mode, sk_error *err);

@@ -320,6 +320,25 @@ describe('exec', () => {
   });
 });
 
+describe('events and update', () => {
+  it('events --stats reports the cgroup figures; update reads resources from stdin', () => {
+    const b = makeBundle(['/bin/sleep', '300'], (c) => {
+      c.linux.resources.pids = { limit: 50 };
+    });
+    const id = rt.create(b).id;
+    rt.cmd(['start', id]);
+    const ev = JSON.parse(rt.cmd(['events', '--stats', id]).stdout);
+    expect(ev).toMatchObject({ type: 'stats', id, data: { pids: { current: 1, limit: 50 } } });
+    expect(ev.data.memory.usage.usage).toBeGreaterThan(0);
+    expect(ev.data.cpu.usage.total).toBeGreaterThan(0);
+    const u = rt.cmd(['update', '--resources', '-', id], { input: '{"pids":{"limit":77}}' });
+    expect(u.code, u.stderr).toBe(0);
+    expect(JSON.parse(rt.cmd(['events', '--stats', id]).stdout).data.pids.limit).toBe(77);
+    const bad = rt.cmd(['update', '--resources', '-', id], { input: '{"pids":' });
+    expect(bad.stderr).toMatch(/resources on stdin is not valid JSON/);
+  });
+});
+
 describe('list, ps, features, --version, logs', () => {
   it('lists containers as a table, quietly and as JSON', () => {
     const b = makeBundle(['/bin/sleep', '300']);
