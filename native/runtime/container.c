@@ -41,8 +41,8 @@ void rfc3339_now(char *buf, size_t len) {
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
-  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-           tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
+  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+           tm.tm_min, tm.tm_sec, ts.tv_nsec);
 }
 
 void child_fail(int sync, sk_error *err) {
@@ -422,8 +422,12 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
   }
   if (pid == 0) {
     close(sync[0]);
-    init_args a = {.spec = &s, .sync = sync[1], .fifo_fd = fifo_fd, .console_fd = console_fd,
-                   .preserve_fds = o->preserve_fds, .no_pivot = o->no_pivot};
+    init_args a = {.spec = &s,
+                   .sync = sync[1],
+                   .fifo_fd = fifo_fd,
+                   .console_fd = console_fd,
+                   .preserve_fds = o->preserve_fds,
+                   .no_pivot = o->no_pivot};
     if (two_step) two_step_start(&a, user);
     init_main(&a);
   }
@@ -437,8 +441,10 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
       pid = (pid_t)atoi(m + 1);
     } else {
       pid = -1;
-      if (n > 1 && m[0] == 'E') sk_fail(err, 0, "%s", m + 1);
-      else sk_fail(err, 0, "the container's init could not be started in the joined user namespace");
+      if (n > 1 && m[0] == 'E')
+        sk_fail(err, 0, "%s", m + 1);
+      else
+        sk_fail(err, 0, "the container's init could not be started in the joined user namespace");
       goto fail;
     }
   }
@@ -479,8 +485,13 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
   json_object_object_add(saved, "namespaces", nsl);
 
   /* The state hooks see: OCI fields only. */
-  sk_container view = {.pid = pid, .start_time = start_time, .bundle = s.bundle, .rootfs = rootfs_path(s.rootfs),
-                       .created = created, .owner = "", .annotations = s.annotations};
+  sk_container view = {.pid = pid,
+                       .start_time = start_time,
+                       .bundle = s.bundle,
+                       .rootfs = rootfs_path(s.rootfs),
+                       .created = created,
+                       .owner = "",
+                       .annotations = s.annotations};
   snprintf(view.id, sizeof view.id, "%s", o->id);
   json_object *st = container_state_json(&view, ST_CREATING);
   size_t go_len = 0;

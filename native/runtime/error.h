@@ -6,8 +6,8 @@
 #include <stddef.h>
 
 typedef struct sk_error {
-  int errnum;      /* errno of the root cause, 0 if none */
-  char msg[4096];  /* "step: cause: strerror" */
+  int errnum;     /* errno of the root cause, 0 if none */
+  char msg[4096]; /* "step: cause: strerror" */
 } sk_error;
 
 /* Set err to fmt (plus ": strerror(errnum)" when errnum != 0). Returns -1. */

@@ -218,7 +218,11 @@ int cmd_exec(const sk_global *g, const sk_exec_opts *o, int *exit_code, sk_error
   }
   if (pid == 0) {
     close(sync[0]);
-    exec_child a = {.proc = &proc, .sync = sync[1], .pidfd = pidfd, .ns_flags = flags, .console_fd = console_fd,
+    exec_child a = {.proc = &proc,
+                    .sync = sync[1],
+                    .pidfd = pidfd,
+                    .ns_flags = flags,
+                    .console_fd = console_fd,
                     .preserve_fds = o->preserve_fds,
                     .listener = has_seccomp_listener(j_get(config, "linux"))};
     exec_child_main(&a);

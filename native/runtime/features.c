@@ -12,8 +12,8 @@ static json_object *strings(const char *const *list) {
 }
 
 int cmd_features(sk_error *err) {
-  static const char *const hooks[] = {"prestart",       "createRuntime", "createContainer",
-                                      "startContainer", "poststart",     "poststop", NULL};
+  static const char *const hooks[] = {
+      "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop", NULL};
   static const char *const namespaces[] = {"cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time", NULL};
   json_object *f = json_object_new_object();
   json_object_object_add(f, "ociVersionMin", json_object_new_string("1.0.0"));
@@ -53,7 +53,8 @@ int cmd_features(sk_error *err) {
   json_object_object_add(json_object_object_get(linux_obj, "mountExtensions"), "idmap", idm);
   json_object_object_add(f, "linux", linux_obj);
   json_object *ann = json_object_new_object();
-  json_object_object_add(ann, "org.opencontainers.runtime-spec.features.runtime.name", json_object_new_string("skiff-runtime"));
+  json_object_object_add(ann, "org.opencontainers.runtime-spec.features.runtime.name",
+                         json_object_new_string("skiff-runtime"));
   json_object_object_add(f, "annotations", ann);
   printf("%s\n", json_object_to_json_string_ext(f, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put(f);

@@ -42,7 +42,8 @@ int hooks_validate(json_object *hooks, sk_error *err) {
       if (j_strv(h, "env", where, false, &v, err) < 0) return -1;
       free(v);
       if (j_int64(h, "timeout", where, false, &timeout, err) < 0) return -1;
-      if (j_get(h, "timeout") && timeout <= 0) return sk_fail(err, 0, "%s.timeout must be a positive number of seconds", where);
+      if (j_get(h, "timeout") && timeout <= 0)
+        return sk_fail(err, 0, "%s.timeout must be a positive number of seconds", where);
     }
   }
   return 0;
@@ -119,7 +120,8 @@ static int run_hook(json_object *h, const char *where, const char *state_json, s
   int status = wait_with_timeout(pid, timeout);
   free(args);
   free(env);
-  if (status == -1) return sk_fail(err, 0, "%s (%s) timed out after %llds and was killed", where, path, (long long)timeout);
+  if (status == -1)
+    return sk_fail(err, 0, "%s (%s) timed out after %llds and was killed", where, path, (long long)timeout);
   if (WIFSIGNALED(status)) return sk_fail(err, 0, "%s (%s) was killed by signal %d", where, path, WTERMSIG(status));
   if (WEXITSTATUS(status) != 0)
     return sk_fail(err, 0, "%s (%s) exited with status %d", where, path, WEXITSTATUS(status));

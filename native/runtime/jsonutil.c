@@ -105,7 +105,8 @@ json_object *j_parse_string(const char *text, size_t len, const char *what, sk_e
   json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
   enum json_tokener_error jerr = json_tokener_get_error(tok);
   if (obj == NULL || jerr != json_tokener_success) {
-    if (jerr == json_tokener_continue) sk_fail(err, 0, "%s is not valid JSON: unexpected end of input", what);
+    if (jerr == json_tokener_continue)
+      sk_fail(err, 0, "%s is not valid JSON: unexpected end of input", what);
     else
       sk_fail(err, 0, "%s is not valid JSON: %s at offset %zu", what, json_tokener_error_desc(jerr),
               json_tokener_get_parse_end(tok));

@@ -42,8 +42,8 @@ static const char usage[] =
 
 /* A small getopt for runc-style flags: --name VALUE, --name=VALUE, -name VALUE, and short aliases. */
 typedef struct opt {
-  const char *name;  /* long name without dashes */
-  char short_name;   /* 0 if none */
+  const char *name; /* long name without dashes */
+  char short_name;  /* 0 if none */
   bool takes_value;
 } opt;
 
@@ -51,7 +51,7 @@ typedef struct parsed {
   const char *values[32]; /* per option index; for bools, non-NULL when given */
   const char *multi[32][64];
   int nmulti[32];
-  char **rest;            /* positional arguments */
+  char **rest; /* positional arguments */
   int nrest;
 } parsed;
 
@@ -87,9 +87,12 @@ static int parse_opts(int argc, char **argv, const opt *opts, bool stop_at_posit
     if (k < 0) return sk_fail(err, 0, "unknown option %s", a);
     const char *value = "true";
     if (opts[k].takes_value) {
-      if (eq) value = eq + 1;
-      else if (i + 1 < argc) value = argv[++i];
-      else return sk_fail(err, 0, "option %s needs a value", a);
+      if (eq)
+        value = eq + 1;
+      else if (i + 1 < argc)
+        value = argv[++i];
+      else
+        return sk_fail(err, 0, "option %s needs a value", a);
     } else if (eq) {
       value = (strcmp(eq + 1, "false") == 0 || strcmp(eq + 1, "0") == 0) ? NULL : "true";
     }
@@ -111,9 +114,9 @@ static int parse_int_opt(const char *s, const char *name, int *out, sk_error *er
   return 0;
 }
 
-static const opt create_opts[] = {{"bundle", 'b', true},      {"pid-file", 0, true}, {"console-socket", 0, true},
-                                  {"preserve-fds", 0, true},  {"no-pivot", 0, false}, {"no-new-keyring", 0, false},
-                                  {"detach", 'd', false},     {"keep", 0, false},     {NULL, 0, false}};
+static const opt create_opts[] = {{"bundle", 'b', true},     {"pid-file", 0, true},  {"console-socket", 0, true},
+                                  {"preserve-fds", 0, true}, {"no-pivot", 0, false}, {"no-new-keyring", 0, false},
+                                  {"detach", 'd', false},    {"keep", 0, false},     {NULL, 0, false}};
 
 static int fill_create(const parsed *p, sk_create_opts *c, sk_error *err) {
   memset(c, 0, sizeof *c);
@@ -152,9 +155,8 @@ static json_object *update_resources(const parsed *p, sk_error *err) {
   static const struct {
     int idx;
     const char *section, *key;
-  } map[] = {{1, "memory", "limit"},  {2, "memory", "swap"},      {3, "memory", "reservation"},
-             {4, "cpu", "shares"},    {5, "cpu", "quota"},        {6, "cpu", "period"},
-             {9, "pids", "limit"},    {10, "blockIO", "weight"}};
+  } map[] = {{1, "memory", "limit"}, {2, "memory", "swap"}, {3, "memory", "reservation"}, {4, "cpu", "shares"},
+             {5, "cpu", "quota"},    {6, "cpu", "period"},  {9, "pids", "limit"},         {10, "blockIO", "weight"}};
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
     const char *v = p->values[map[i].idx];
     if (!v) continue;
@@ -194,9 +196,12 @@ static int run_command(const sk_global *g, const char *cmd, int argc, char **arg
              strcmp(cmd, "resume") == 0) {
     static const opt none[] = {{NULL, 0, false}};
     if (parse_opts(argc, argv, none, false, &p, err) < 0 || need_id(&p, cmd, err) < 0) goto out;
-    if (cmd[2] == 'a' && cmd[3] == 'r') r = container_start(g, p.rest[0], err);
-    else if (cmd[1] == 't') r = cmd_state(g, p.rest[0], err);
-    else r = cmd_pause(g, p.rest[0], cmd[0] == 'p', err);
+    if (cmd[2] == 'a' && cmd[3] == 'r')
+      r = container_start(g, p.rest[0], err);
+    else if (cmd[1] == 't')
+      r = cmd_state(g, p.rest[0], err);
+    else
+      r = cmd_pause(g, p.rest[0], cmd[0] == 'p', err);
   } else if (strcmp(cmd, "kill") == 0) {
     static const opt o[] = {{"all", 'a', false}, {NULL, 0, false}};
     if (parse_opts(argc, argv, o, false, &p, err) < 0 || need_id(&p, cmd, err) < 0) goto out;
@@ -214,21 +219,24 @@ static int run_command(const sk_global *g, const char *cmd, int argc, char **arg
     if (parse_opts(argc, argv, o, false, &p, err) < 0) goto out;
     r = cmd_list(g, p.values[0], p.values[1] != NULL, err);
   } else if (strcmp(cmd, "update") == 0) {
-    static const opt o[] = {{"resources", 'r', true},   {"memory", 'm', true},       {"memory-swap", 0, true},
-                            {"memory-reservation", 0, true}, {"cpu-shares", 0, true}, {"cpu-quota", 0, true},
-                            {"cpu-period", 0, true},    {"cpuset-cpus", 0, true},    {"cpuset-mems", 0, true},
-                            {"pids-limit", 0, true},    {"blkio-weight", 0, true},   {NULL, 0, false}};
+    static const opt o[] = {{"resources", 'r', true},        {"memory", 'm', true},     {"memory-swap", 0, true},
+                            {"memory-reservation", 0, true}, {"cpu-shares", 0, true},   {"cpu-quota", 0, true},
+                            {"cpu-period", 0, true},         {"cpuset-cpus", 0, true},  {"cpuset-mems", 0, true},
+                            {"pids-limit", 0, true},         {"blkio-weight", 0, true}, {NULL, 0, false}};
     if (parse_opts(argc, argv, o, false, &p, err) < 0 || need_id(&p, cmd, err) < 0) goto out;
     json_object *res = update_resources(&p, err);
     if (res == NULL) goto out;
     r = cmd_update(g, p.rest[0], res, err);
     json_object_put(res);
   } else if (strcmp(cmd, "exec") == 0) {
-    static const opt o[] = {{"process", 'p', true},    {"console-socket", 0, true}, {"pid-file", 0, true},
-                            {"cwd", 0, true},          {"env", 'e', true},          {"user", 'u', true},
-                            {"cap", 'c', true},        {"tty", 't', false},         {"detach", 'd', false},
-                            {"no-new-privs", 0, false}, {"apparmor", 0, true},      {"process-label", 0, true},
-                            {"preserve-fds", 0, true}, {"additional-gids", 'g', true}, {NULL, 0, false}};
+    static const opt o[] = {{"process", 'p', true},    {"console-socket", 0, true},
+                            {"pid-file", 0, true},     {"cwd", 0, true},
+                            {"env", 'e', true},        {"user", 'u', true},
+                            {"cap", 'c', true},        {"tty", 't', false},
+                            {"detach", 'd', false},    {"no-new-privs", 0, false},
+                            {"apparmor", 0, true},     {"process-label", 0, true},
+                            {"preserve-fds", 0, true}, {"additional-gids", 'g', true},
+                            {NULL, 0, false}};
     if (parse_opts(argc, argv, o, true, &p, err) < 0 || need_id(&p, cmd, err) < 0) goto out;
     if (p.values[13]) {
       sk_fail(err, 0, "--additional-gids is not supported: use --process with user.additionalGids");
@@ -237,10 +245,20 @@ static int run_command(const sk_global *g, const char *cmd, int argc, char **arg
     const char *env[65] = {0}, *caps[65] = {0};
     for (int i = 0; i < p.nmulti[4]; i++) env[i] = p.multi[4][i];
     for (int i = 0; i < p.nmulti[6]; i++) caps[i] = p.multi[6][i];
-    sk_exec_opts e = {.id = p.rest[0], .process_file = p.values[0], .console_socket = p.values[1],
-                      .pid_file = p.values[2], .cwd = p.values[3], .user = p.values[5], .env = env, .caps = caps,
-                      .tty = p.values[7] != NULL, .detach = p.values[8] != NULL, .no_new_privs = p.values[9] != NULL,
-                      .apparmor = p.values[10], .process_label = p.values[11], .args = p.rest + 1};
+    sk_exec_opts e = {.id = p.rest[0],
+                      .process_file = p.values[0],
+                      .console_socket = p.values[1],
+                      .pid_file = p.values[2],
+                      .cwd = p.values[3],
+                      .user = p.values[5],
+                      .env = env,
+                      .caps = caps,
+                      .tty = p.values[7] != NULL,
+                      .detach = p.values[8] != NULL,
+                      .no_new_privs = p.values[9] != NULL,
+                      .apparmor = p.values[10],
+                      .process_label = p.values[11],
+                      .args = p.rest + 1};
     if (p.values[12] && parse_int_opt(p.values[12], "preserve-fds", &e.preserve_fds, err) < 0) goto out;
     r = cmd_exec(g, &e, exit_code, err);
   } else if (strcmp(cmd, "events") == 0) {

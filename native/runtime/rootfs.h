@@ -21,9 +21,9 @@ typedef struct sk_rootfs sk_rootfs;
 
 /* What the init knows about its namespaces that changes how mounts are done. */
 typedef struct sk_rootfs_ctx {
-  bool new_userns;        /* devices are bind-mounted from the host instead of mknod'ed */
-  bool new_netns;         /* sysfs can only be mounted fresh with a netns of our own (else bind /sys, ro) */
-  bool new_cgroupns;      /* "cgroup" mounts are fresh mounts of the container's cgroup, else binds */
+  bool new_userns;         /* devices are bind-mounted from the host instead of mknod'ed */
+  bool new_netns;          /* sysfs can only be mounted fresh with a netns of our own (else bind /sys, ro) */
+  bool new_cgroupns;       /* "cgroup" mounts are fresh mounts of the container's cgroup, else binds */
   const sk_cgroup *cgroup; /* the container's cgroup, for "cgroup" mounts (may be NULL) */
 } sk_rootfs_ctx;
 

@@ -37,7 +37,7 @@ int cmd_events(const sk_global *g, const char *id, bool once, int interval, sk_e
 
 typedef struct sk_exec_opts {
   const char *id, *process_file, *console_socket, *pid_file, *cwd, *user, *apparmor, *process_label;
-  char **args; /* trailing arguments, NULL-terminated */
+  char **args;              /* trailing arguments, NULL-terminated */
   const char **env, **caps; /* from repeated --env / --cap, NULL-terminated */
   bool tty, detach, no_new_privs;
   int preserve_fds;

@@ -21,8 +21,8 @@ static const struct {
   const char *name;
   int type;
 } ns_types[] = {
-    {"pid", CLONE_NEWPID},   {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},     {"ipc", CLONE_NEWIPC},
-    {"uts", CLONE_NEWUTS},   {"user", CLONE_NEWUSER},   {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
+    {"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},      {"ipc", CLONE_NEWIPC},
+    {"uts", CLONE_NEWUTS}, {"user", CLONE_NEWUSER},   {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
 };
 
 int proc_parse(json_object *process, json_object *linux_obj, const char *where, sk_proc *out, sk_error *err) {
@@ -95,7 +95,8 @@ static int parse_namespaces(sk_spec *s, json_object *linux_obj, sk_error *err) {
     for (size_t k = 0; k < sizeof ns_types / sizeof ns_types[0]; k++)
       if (strcmp(ns_types[k].name, type) == 0) t = ns_types[k].type;
     if (t == 0)
-      return sk_fail(err, 0, "%s.type \"%s\" is not a namespace type (pid, network, mount, ipc, uts, user, cgroup, time)",
+      return sk_fail(err, 0,
+                     "%s.type \"%s\" is not a namespace type (pid, network, mount, ipc, uts, user, cgroup, time)",
                      where, type);
     if (spec_ns(s, t)) return sk_fail(err, 0, "%s: namespace type \"%s\" is listed twice", where, type);
     sk_ns *ns = &s->ns[s->nns++];

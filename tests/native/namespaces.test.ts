@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Runtime, cleanupScratch, makeBundle, requireRoot, scratchDir, uniqueId } from './helpers.js';
+import { Runtime, cleanupScratch, makeBundle, requireRoot, scratchDir } from './helpers.js';
 
 const rt = new Runtime();
 beforeAll(() => requireRoot());
