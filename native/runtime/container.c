@@ -320,13 +320,11 @@ static void remove_state_dir(const char *dir) {
   rmdir(dir);
 }
 
+/* Relative to the caller's cwd, as runc; written aside and renamed so readers never see half a pid. */
 static int write_pid_file(const char *path, pid_t pid, sk_error *err) {
   char buf[32];
   int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-  char abs[PATH_MAX];
-  /* Relative to the caller's cwd, as runc: write next to it and rename so readers never see it half-written. */
   if (write_file_atomic(path, buf, (size_t)n, 0644, err) < 0) return sk_wrap(err, "writing the pid file");
-  (void)abs;
   return 0;
 }
 

@@ -32,12 +32,8 @@ int proc_parse(json_object *process, json_object *linux_obj, const char *where, 
     proc_free(out);
     return sk_fail(err, 0, "%s.args must name a program to run", where);
   }
-  static const char *no_env[] = {NULL};
   if (j_strv(process, "env", where, false, &out->env, err) < 0) goto fail;
-  if (out->env == NULL) {
-    out->env = calloc(1, sizeof *out->env);
-    (void)no_env;
-  }
+  if (out->env == NULL) out->env = calloc(1, sizeof *out->env); /* an empty environment */
   out->cwd = "/";
   if (j_string(process, "cwd", where, false, &out->cwd, err) < 0) goto fail;
   if (out->cwd[0] != '/') {
