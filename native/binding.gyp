@@ -16,6 +16,13 @@
       "libraries": ["-ljson-c", "-lseccomp"]
     },
     {
+      "target_name": "skiff-shim",
+      "type": "executable",
+      "sources": ["<!@(ls -1 shim/*.c)", "runtime/error.c", "runtime/jsonutil.c", "runtime/util.c"],
+      "include_dirs": ["shim", "runtime"],
+      "libraries": ["-ljson-c"]
+    },
+    {
       "target_name": "skiff_native",
       "sources": ["addon/addon.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -28,9 +28,13 @@ function nodeGyp() {
 
 const gyp = nodeGyp();
 const run = (...args) => execFileSync(process.execPath, [gyp, ...args], { cwd: native, stdio: 'inherit' });
-// binding.gyp lists runtime/*.c when configured: configure again whenever that list changes.
-const sources = readdirSync(join(native, 'runtime'))
-  .filter((f) => f.endsWith('.c'))
+// binding.gyp lists runtime/*.c and shim/*.c when configured: configure again whenever those lists change.
+const sources = ['runtime', 'shim']
+  .flatMap((dir) =>
+    readdirSync(join(native, dir))
+      .filter((f) => f.endsWith('.c'))
+      .map((f) => `${dir}/${f}`),
+  )
   .sort()
   .join('\n');
 const stamp = join(native, 'build', 'sources.txt');
@@ -44,5 +48,6 @@ run('build', '-j', 'max');
 const release = join(native, 'build', 'Release');
 mkdirSync(join(root, 'dist', 'bin'), { recursive: true });
 mkdirSync(join(root, 'dist', 'native'), { recursive: true });
-for (const program of ['skiff-runtime']) copyFileSync(join(release, program), join(root, 'dist', 'bin', program));
+for (const program of ['skiff-runtime', 'skiff-shim'])
+  copyFileSync(join(release, program), join(root, 'dist', 'bin', program));
 copyFileSync(join(release, 'skiff_native.node'), join(root, 'dist', 'native', 'skiff_native.node'));
