@@ -2,6 +2,9 @@
 // so that a change in the machine's load hits every candidate alike, then prints each candidate's median, min and
 // max beside the others and the ratio of each peer's median to the base's (the base is Skiff, the first candidate).
 // `npm run bench -- <name>` runs bench/<name>.ts, which builds its candidates and calls `main`.
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 
 /** One iteration's result: its total time in ms, and optionally the time of each of its phases. */
 export interface Sample {
@@ -268,4 +271,127 @@ export function parseBenchArgs(argv: readonly string[], defaults: { n: number; w
 
 export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** Quotes one argument for bash: inside single quotes, each ' written as '\''. */
+export function shellQuote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** One command timed by a TimedShell: its exit code, wall time in ms and what it wrote to stderr. */
+export interface TimedRun {
+  code: number;
+  ms: number;
+  stderr: string;
+}
+
+/**
+ * A long-lived bash that runs commands one at a time and times each with $EPOCHREALTIME around the exec, so that a
+ * CLI peer (ctr, say) is timed without Node's own spawn cost (about 2 ms a spawn) in its figure. stdin and stdout of
+ * each command are /dev/null; its stderr goes to a file (not a pipe: a container's process may inherit it) and comes
+ * back with the result.
+ */
+export class TimedShell {
+  private static readonly SCRIPT = `
+err=$1
+while IFS= read -r line; do
+  eval "cmd=($line)"
+  t0=$EPOCHREALTIME
+  "\${cmd[@]}" </dev/null >/dev/null 2>>"$err"
+  rc=$?
+  t1=$EPOCHREALTIME
+  echo "$rc $(( \${t1/./} - \${t0/./} ))"
+done
+`;
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly errFd: number;
+  private readonly replies: string[] = [];
+  private waiting: ((line: string | null) => void) | null = null;
+  private closed = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** errPath: the file every command's stderr is appended to (created if missing). */
+  constructor(private readonly errPath: string) {
+    this.errFd = openSync(errPath, 'a+');
+    this.child = spawn('bash', ['-c', TimedShell.SCRIPT, 'timed-shell', errPath], { stdio: 'pipe' });
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      const w = this.waiting;
+      if (w) {
+        this.waiting = null;
+        w(line);
+      } else this.replies.push(line);
+    });
+    this.child.on('close', () => {
+      this.closed = true;
+      this.waiting?.(null);
+    });
+    this.child.stdin.on('error', () => {
+      /* the shell died: close() has reported it */
+    });
+  }
+
+  /** Runs argv (no newlines allowed in it) and resolves with its exit code, time and stderr; never rejects on a
+   *  non-zero exit, only when the shell itself is gone. */
+  run(argv: readonly string[]): Promise<TimedRun> {
+    // One command at a time: a call made while another runs waits for it.
+    const next = this.queue.then(() => this.runNow(argv));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runNow(argv: readonly string[]): Promise<TimedRun> {
+    if (argv.length === 0) throw new Error('TimedShell.run: empty command');
+    if (argv.some((a) => a.includes('\n'))) throw new Error('TimedShell.run: newline in an argument');
+    if (this.closed) throw new Error('TimedShell: the shell has exited');
+    const from = fstatSync(this.errFd).size;
+    this.child.stdin.write(`${argv.map(shellQuote).join(' ')}\n`);
+    const line = this.replies.shift() ?? (await new Promise<string | null>((res) => (this.waiting = res)));
+    if (line === null) throw new Error('TimedShell: the shell has exited');
+    const [code, us] = line.split(' ').map(Number) as [number, number];
+    const size = fstatSync(this.errFd).size;
+    let stderr = '';
+    if (size > from) {
+      const buf = Buffer.alloc(Math.min(size - from, 4000));
+      readSync(this.errFd, buf, 0, buf.length, size - buf.length);
+      stderr = buf.toString('utf8').trim();
+    }
+    return { code, ms: us / 1000, stderr };
+  }
+
+  /** Like run, but throws (with the command's stderr) when it exits non-zero. */
+  async check(argv: readonly string[]): Promise<number> {
+    const r = await this.run(argv);
+    if (r.code !== 0) {
+      const msg = r.stderr.replace(/\s+/g, ' ').slice(-600);
+      throw new Error(`${argv.slice(0, 6).join(' ')}${argv.length > 6 ? ' ...' : ''}: exit ${r.code}: ${msg}`);
+    }
+    return r.ms;
+  }
+
+  close(): void {
+    if (!this.closed) this.child.stdin.end();
+    closeSync(this.errFd);
+  }
+}
+
+/** Resident memory of a process, in KiB: VmRSS from /proc/<pid>/status and Pss from /proc/<pid>/smaps_rollup
+ *  (Pss is undefined where smaps_rollup is missing or unreadable). Throws when the process is gone. */
+export function readMemory(pid: number): { rssKiB: number; pssKiB?: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!rss) throw new Error(`pid ${pid} has no VmRSS (a zombie or a kernel thread?)`);
+  const out: { rssKiB: number; pssKiB?: number } = { rssKiB: Number(rss[1]) };
+  try {
+    const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    if (pss) out.pssKiB = Number(pss[1]);
+  } catch {
+    /* no smaps_rollup (kernel < 4.14) */
+  }
+  return out;
+}
+
+/** 13164 -> "12.9 MiB", 900 -> "900 KiB". */
+export function formatKiB(kib: number): string {
+  if (kib >= 1024) return `${(kib / 1024).toFixed(1)} MiB`;
+  return `${Math.round(kib)} KiB`;
 }
