@@ -4,8 +4,8 @@
 // Pss) of one shim holding a sleeping container: skiff-shim, containerd-shim-runc-v2 and conmon (run by hand on a
 // runc bundle, as Podman does), and of the supervisor beside containerd. Needs root.
 //
-// Usage: npm run bench -- supervisor [--n 20] [--warmup 1] [--only skiff-supervisor,containerd,containerd-rootfs]
-//        [--json]
+// Usage: npm run bench -- supervisor [--n 20] [--warmup 1] [--json]
+//        [--only skiff-supervisor,containerd,containerd-rootfs,containerd-skiff-runtime]
 //
 // Candidates:
 //   skiff-supervisor   Containers.Create (containerd's own default spec for the image, a bind mount of the busybox
@@ -13,6 +13,8 @@
 //   containerd         `ctr run --rm IMAGE ID true`: the image imported from a docker-archive of the same rootfs,
 //                      overlayfs snapshot per container
 //   containerd-rootfs  `ctr run --rm --rootfs DIR ID true`: the same rootfs dir as Skiff's, no snapshot
+//   containerd-skiff-runtime  the same with `--runc-binary dist/bin/skiff-runtime`: containerd and its shim driving
+//                      Skiff's runtime, so that beside Skiff only the supervisor and shim layers differ
 // The ctr figures are timed by a long-lived bash around each exec (no Node spawn cost in them) and include ctr's own
 // start (a Go binary) and dial; the floor of that is printed as a note.
 //
@@ -64,7 +66,7 @@ const RUNTIME_BIN = join(repo, 'dist/bin/skiff-runtime');
 /** The containerd namespace, and the cgroup parent of every container this bench makes (removed at the end). */
 const NS = 'skiff-bench';
 const CGROUP_PARENT = '/skiff-bench';
-const CANDIDATES = ['skiff-supervisor', 'containerd', 'containerd-rootfs'] as const;
+const CANDIDATES = ['skiff-supervisor', 'containerd', 'containerd-rootfs', 'containerd-skiff-runtime'] as const;
 const SETTLE_MS = 2000;
 /** The image's environment; given to `ctr run --rootfs` too, which has no image to take it from. */
 const IMAGE_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -626,7 +628,7 @@ async function main(): Promise<number> {
   let ctd: Containerd | undefined;
   let spec: Record<string, unknown> | undefined;
   let ctdError: string | undefined;
-  const wantCtd = chosen('containerd') || chosen('containerd-rootfs');
+  const wantCtd = chosen('containerd') || chosen('containerd-rootfs') || chosen('containerd-skiff-runtime');
   // containerd also gives the spec Skiff runs, so it is started whenever Skiff's side is.
   if (wantCtd || chosen('skiff-supervisor')) {
     try {
@@ -684,6 +686,19 @@ async function main(): Promise<number> {
       ...unavailable(ctd ? undefined : ctdError),
     });
   }
+  if (chosen('containerd-skiff-runtime')) {
+    const noRuntime = existsSync(RUNTIME_BIN) ? undefined : `${RUNTIME_BIN} not built: run \`npm run build\``;
+    candidates.push({
+      name: 'containerd-skiff-runtime',
+      iterate: viaCtr(() =>
+        ctd!.ctr(
+          ...['run', '--rm', '--runc-binary', RUNTIME_BIN, '--env', IMAGE_PATH],
+          ...['--rootfs', rootfs, `bench-ctds-${i++}`, 'true'],
+        ),
+      ),
+      ...unavailable(ctd ? noRuntime : ctdError),
+    });
+  }
   log(`bench supervisor: ${candidates.map((c) => c.name).join(', ')} alternately, n=${args.n}, warm-up ${args.warmup}`);
   const results = await runAlternating(candidates, {
     n: args.n,
@@ -695,20 +710,31 @@ async function main(): Promise<number> {
   if (!args.json && process.stderr.isTTY) process.stderr.write('\n');
 
   if (ctd) {
-    const floor: number[] = [];
-    for (let k = 0; k < 10; k++) floor.push(await shell.check(ctd.ctr('version')));
+    const floors: number[] = [];
+    for (let k = 0; k < 10; k++) floors.push(await shell.check(ctd.ctr('version')));
+    const floor = median(floors);
     notes.push(
-      `ctr's own floor: \`ctr version\` (Go start, dial, one RPC) takes ${formatMs(median(floor))} (median of 10); ` +
-        'it is part of both containerd figures, while Skiff is called from an in-process client with a warm channel',
+      `ctr's own floor: \`ctr version\` (Go start, dial, one RPC) takes ${formatMs(floor)} (median of 10); ` +
+        'it is part of every containerd figure, while Skiff is called from an in-process client with a warm channel',
     );
+    const skiff = results.find((r) => r.name === 'skiff-supervisor' && r.error === undefined && r.samples.length > 0);
+    const adjusted = results
+      .filter((r) => r.name.startsWith('containerd') && r.error === undefined && r.samples.length > 0)
+      .map((r) => {
+        const m = median(r.samples) - floor;
+        const vs = skiff ? ` = ${(m / median(skiff.samples)).toFixed(2)}x skiff-supervisor's median` : '';
+        return `${r.name} ${formatMs(m)}${vs}`;
+      });
+    if (adjusted.length > 0) notes.push(`medians less ctr's floor: ${adjusted.join('; ')}`);
     notes.push(
-      'containerd: a new overlayfs snapshot (mount, unmount, remove) per container; containerd-rootfs and Skiff ' +
-        'use the same prepared rootfs dir (Skiff: a bind mount made by the supervisor)',
+      'containerd: a new overlayfs snapshot (mount, unmount, remove) per container; containerd-rootfs, ' +
+        'containerd-skiff-runtime and Skiff use the same prepared rootfs dir (Skiff: a bind mount made by the supervisor)',
     );
   }
   if (sup) {
     notes.push(
-      'runtimes differ: containerd runs runc, Skiff runs skiff-runtime (`npm run bench -- runtime` compares them alone)',
+      'runtimes: containerd and containerd-rootfs run runc; skiff-supervisor and containerd-skiff-runtime run ' +
+        'skiff-runtime (`npm run bench -- runtime` compares the runtimes alone)',
     );
   }
   notes.push(
