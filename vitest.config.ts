@@ -1,5 +1,5 @@
 // Vitest projects, one per test tier (docs/ARCHITECTURE.md "Tests"). `npm test` runs them all through
-// scripts/test.mjs; `npx vitest run --project <name>` runs one. Later tiers (integration, vm, gui) go here.
+// scripts/test.mjs; `npx vitest run --project <name>` runs one. Later tiers (vm, gui) go here.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -23,6 +23,19 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 60_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          // The VM-side services (supervisor, ...) in native mode on this host, driven over gRPC with the real
+          // shim and runtime: root, mounts, cgroups; one file at a time, each in its own mount namespace.
+          name: 'integration',
+          include: ['tests/integration/**/*.test.ts'],
+          setupFiles: ['tests/setup/require-root.ts'],
+          pool: 'forks',
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
         },
       },
     ],
