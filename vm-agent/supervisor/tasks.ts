@@ -427,6 +427,7 @@ export class TaskManager {
 
   /** The shim stopped answering: reconnect if it is alive, else report its container exited and clean up. */
   async checkShim(id: string): Promise<void> {
+    if (this.closed) return;
     const rec = this.store.get(id);
     const task = rec?.task;
     const live = this.live.get(id);
