@@ -15,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -318,6 +319,9 @@ static void loop(shim *s) {
 }
 
 int main(int argc, char **argv) {
+  /* whatever the starter left open (a supervisor's pipes, say) is not ours to hold nor to pass on */
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+    for (int fd = 3; fd < 1024; fd++) close(fd);
   shim *s = calloc(1, sizeof *s);
   sk_error err;
   if (s == NULL) return 1;
