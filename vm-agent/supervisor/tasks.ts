@@ -246,7 +246,10 @@ export class TaskManager {
         delete rec.task;
         this.store.put(rec);
         this.live.delete(id);
-        const msg = errorMessage(err).replace(/^skiff-shim: /, '');
+        // The shim and its client each prefix "creating container <id>: "; say it once.
+        let msg = errorMessage(err).replace(/^skiff-shim: /, '');
+        const prefix = `creating container ${id}: `;
+        while (msg.startsWith(prefix)) msg = msg.slice(prefix.length);
         throw failedPrecondition(`cannot create the task of container ${JSON.stringify(id)}: ${msg}`);
       }
       delete task.creating;
