@@ -6,7 +6,13 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'n
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ShimClientLauncher, DEFAULT_SHIM_BINARY } from '../../vm-agent/supervisor/shim-client.js';
+import {
+  AttachStreamId,
+  DEFAULT_SHIM_BINARY,
+  FrameReader,
+  ShimClientLauncher,
+  encodeFrame,
+} from '../../vm-agent/supervisor/shim-client.js';
 import type { AttachStream, ExitStatus, Shim, ShimEvent } from '../../vm-agent/supervisor/shim-types.js';
 import {
   RUNTIME,
@@ -382,6 +388,44 @@ describe('stdin and attach', () => {
   });
 });
 
+describe('slow attachers', () => {
+  it('one that stops reading is disconnected; the container and the log do not wait for it', async () => {
+    const { shim, dir, log } = await startShim([
+      '/bin/sh',
+      '-c',
+      'yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 8000000',
+    ]);
+    const sock = connect(join(dir, 'attach.sock'));
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(encodeFrame(AttachStreamId.Hello, Buffer.from('{}')));
+    sock.pause(); // never reads: the kernel buffer fills, then the shim's queue
+    const fast = collect(await shim.attach());
+    await shim.start();
+    const exit = await shim.wait();
+    expect(exit.exitCode).toBe(0);
+    expect((await fast.exit).exitCode).toBe(0);
+    expect(fast.out().length).toBe(8_000_000); // the attacher that reads gets everything
+    expect(text(readLog(log)).length).toBe(8_000_000);
+    // the slow one got the start of the output, then the connection ended without an exit frame
+    const frames: number[] = [];
+    let bytes = 0;
+    const reader = new FrameReader();
+    sock.on('data', (d: Buffer) =>
+      reader.push(d, (stream, data) => {
+        frames.push(stream);
+        if (stream === AttachStreamId.Stdout) bytes += data.length;
+      }),
+    );
+    const ended = new Promise((r) => sock.once('close', r));
+    sock.resume();
+    await ended;
+    expect(frames[0]).toBe(AttachStreamId.Hello);
+    expect(frames).not.toContain(AttachStreamId.Exit);
+    expect(bytes).toBeGreaterThan(0);
+    expect(bytes).toBeLessThan(8_000_000);
+  });
+});
+
 describe('tty', () => {
   it('echoes through the pty, sees a resize in stty size, logs the terminal output', async () => {
     const { shim, log } = await startShim(['/bin/sh'], { tty: true, stdin: true });
@@ -639,24 +683,38 @@ describe('OOM, fds, failures, memory', () => {
     await expect(launcher.connect(id, dir)).rejects.toThrow(/nobody answers/);
   });
 
-  it('idle RSS of a shim with a sleeping container', async () => {
-    const { shim, dir } = await startShim(['/bin/sleep', '1000'], { stdin: true });
-    await shim.start();
-    await shim.state();
-    await sleep(500);
-    const status = readFileSync(`/proc/${shimPid(dir)}/status`, 'utf8');
-    const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
-    console.log(`skiff-shim idle VmRSS: ${rss} kB`);
-    expect(rss).toBeLessThanOrEqual(4096);
-    // idle means asleep in poll, not spinning
-    const cpu = (): number => {
-      const f = readFileSync(`/proc/${shimPid(dir)}/stat`, 'utf8');
+  it('idle RSS of a shim with a sleeping container, fresh and after a burst of output', async () => {
+    const rssOf = (pid: number): number =>
+      Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+    const cpuOf = (pid: number): number => {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-      return Number(fields[11]) + Number(fields[12]);
+      return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
     };
-    const t0 = cpu();
+    const fresh = await startShim(['/bin/sleep', '1000'], { stdin: true });
+    await fresh.shim.start();
+    await fresh.shim.state();
+    await sleep(500);
+    const pid = shimPid(fresh.dir);
+    const rss = rssOf(pid);
+    // idle means asleep in poll, not spinning
+    const t0 = cpuOf(pid);
     await sleep(1000);
-    expect(cpu() - t0).toBeLessThanOrEqual(1);
+    expect(cpuOf(pid) - t0).toBeLessThanOrEqual(1);
+
+    const busy = await startShim([
+      '/bin/sh',
+      '-c',
+      'seq 1 20000; head -c 100000 /dev/zero | tr "\\0" x; exec sleep 1000',
+    ]);
+    await busy.shim.start();
+    // 20000 lines and six 16 KiB pieces; the last 1696 bytes are a partial line the shim holds until the exit
+    await until(() => readLog(busy.log).length >= 20006, 10_000, 'the burst in the log');
+    await sleep(300);
+    const after = rssOf(shimPid(busy.dir));
+    console.log(`skiff-shim idle VmRSS: ${rss} kB fresh, ${after} kB after 20000 lines and a 100 KB line`);
+    expect(rss).toBeLessThanOrEqual(4096);
+    expect(after).toBeLessThanOrEqual(4096);
   });
 });
 
