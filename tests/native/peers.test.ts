@@ -164,6 +164,9 @@ describe.runIf(existsSync('/usr/bin/containerd') && existsSync('/usr/bin/ctr'))(
       const id = uniqueId('ctrd');
       const run = ctr(`run -d --runc-binary ${RUNTIME} ${image} ${id} sleep 300`);
       expect(run.status, run.stderr).toBe(0);
+      // the shim's runtime root holds skiff-runtime's own state (runc's state.json has no start_time)
+      const stateDir = join('/run/containerd/runc/skiff-test', id);
+      expect(JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'))).toHaveProperty('start_time');
       const ex = ctr(`tasks exec --exec-id e1 ${id} sh -c 'echo from-exec; exit 4'`);
       expect(ex.stdout).toBe('from-exec\n');
       expect(ex.status).toBe(4);
