@@ -144,7 +144,8 @@ describe('life cycle', () => {
       ['stderr', 'oops\n'],
       ['stdout', 'hello\n'],
     ]);
-    for (const l of lines) expect(l.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+    // RFC 3339 with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano, as Docker writes)
+    for (const l of lines) expect(l.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/);
 
     const del = await call(c.tasks, 'Delete', { container_id: id });
     expect(del).toMatchObject({ id, pid: task.pid, exit_status: 3 });
@@ -626,6 +627,9 @@ describe('faults', () => {
     await run(id, ['/bin/sleep', '1000']);
     c.close();
     await h.kill9();
+    // Also what a create that crashed before its commit would leave: a bundle and a shim directory nobody owns.
+    mkdirSync(join(bundleDir('stale-bundle'), 'rootfs'), { recursive: true });
+    mkdirSync(shimDir('stale-shim'), { recursive: true });
     process.kill(Number(readFileSync(join(shimDir(id), 'shim.pid'), 'utf8')), 'SIGKILL');
     await sleep(200);
     await h.start();
@@ -633,6 +637,8 @@ describe('faults', () => {
     const ev = new EventLog(c, [`container_id==${id}`]);
     await ev.waitFor((e) => e.length >= 1);
     expect(ev.exits()).toEqual([expect.objectContaining({ exit_status: 255, reason: 'shim died' })]);
+    expect(existsSync(bundleDir('stale-bundle'))).toBe(false);
+    expect(existsSync(shimDir('stale-shim'))).toBe(false);
     expect(existsSync(shimDir(id))).toBe(false);
     expect(existsSync(join(h.runtimeRoot, id))).toBe(false);
     ev.close();
