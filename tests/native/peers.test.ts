@@ -22,7 +22,7 @@ function waitFor(cond: () => boolean, ms = 10_000): void {
   }
 }
 
-describe.runIf(existsSync('/usr/bin/conmon'))('conmon (Podman’s shim) with skiff-runtime', () => {
+describe('conmon (Podman’s shim) with skiff-runtime', () => {
   it('creates through --console-less pipes, logs in k8s-file format and records the exit code', () => {
     const b = makeBundle(['/bin/sh', '-c', 'echo hello-conmon; echo oops >&2; exit 3']);
     const d = scratchDir('skiff-conmon-');
@@ -107,81 +107,78 @@ function busyboxArchive(dir: string): string {
   return out;
 }
 
-describe.runIf(existsSync('/usr/bin/containerd') && existsSync('/usr/bin/ctr'))(
-  'containerd with skiff-runtime as its runc',
-  () => {
-    let dir = '';
-    let address = '';
-    let pid = 0;
-    const ctr = (args: string, timeout = 60_000) => sh(`ctr -a ${address} -n skiff-test ${args}`, { timeout });
-    const image = 'skiff.test/busybox:latest';
+describe('containerd with skiff-runtime as its runc', () => {
+  let dir = '';
+  let address = '';
+  let pid = 0;
+  const ctr = (args: string, timeout = 60_000) => sh(`ctr -a ${address} -n skiff-test ${args}`, { timeout });
+  const image = 'skiff.test/busybox:latest';
 
-    beforeAll(() => {
-      dir = scratchDir('skiff-containerd-');
-      address = join(dir, 'containerd.sock');
-      writeFileSync(
-        join(dir, 'config.toml'),
-        `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${address}"\n`,
-      );
-      const d = spawn('/usr/bin/containerd', ['--config', join(dir, 'config.toml')], {
-        stdio: 'ignore',
-        detached: true,
-      });
-      pid = d.pid!;
-      waitFor(() => existsSync(address) && ctr('version').status === 0, 20_000);
-      const imp = ctr(`images import ${busyboxArchive(dir)}`);
-      expect(imp.status, imp.stderr).toBe(0);
-    }, 60_000);
-
-    afterAll(() => {
-      if (!address) return;
-      for (const t of ctr('tasks ls -q').stdout.split('\n').filter(Boolean)) ctr(`tasks kill -s KILL ${t}`);
-      spawnSync('sleep', ['0.3']);
-      for (const t of ctr('tasks ls -q').stdout.split('\n').filter(Boolean)) ctr(`tasks delete -f ${t}`);
-      for (const c of ctr('containers ls -q').stdout.split('\n').filter(Boolean)) ctr(`containers delete ${c}`);
-      if (pid) process.kill(pid, 'SIGTERM');
-      waitFor(
-        () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z',
-        10_000,
-      );
-      // containerd leaves its snapshot mounts and shims; unmount what is under our dir
-      const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-        .split('\n')
-        .map((l) => l.split(' ')[4])
-        .filter((m) => m?.startsWith(dir));
-      for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m]);
+  beforeAll(() => {
+    dir = scratchDir('skiff-containerd-');
+    address = join(dir, 'containerd.sock');
+    writeFileSync(
+      join(dir, 'config.toml'),
+      `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${address}"\n`,
+    );
+    const d = spawn('/usr/bin/containerd', ['--config', join(dir, 'config.toml')], {
+      stdio: 'ignore',
+      detached: true,
     });
+    pid = d.pid!;
+    waitFor(() => existsSync(address) && ctr('version').status === 0, 20_000);
+    const imp = ctr(`images import ${busyboxArchive(dir)}`);
+    expect(imp.status, imp.stderr).toBe(0);
+  }, 60_000);
 
-    it('runs a container to completion: output and exit code through ctr run --rm', () => {
-      const r = ctr(
-        `run --rm --runc-binary ${RUNTIME} ${image} ${uniqueId('ctr')} sh -c 'echo hello-containerd; exit 5'`,
-      );
-      expect(r.stdout).toBe('hello-containerd\n');
-      expect(r.status).toBe(5);
-    });
+  afterAll(() => {
+    if (!address) return;
+    for (const t of ctr('tasks ls -q').stdout.split('\n').filter(Boolean)) ctr(`tasks kill -s KILL ${t}`);
+    spawnSync('sleep', ['0.3']);
+    for (const t of ctr('tasks ls -q').stdout.split('\n').filter(Boolean)) ctr(`tasks delete -f ${t}`);
+    for (const c of ctr('containers ls -q').stdout.split('\n').filter(Boolean)) ctr(`containers delete ${c}`);
+    if (pid) process.kill(pid, 'SIGTERM');
+    waitFor(
+      () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z',
+      10_000,
+    );
+    // containerd leaves its snapshot mounts and shims; unmount what is under our dir
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m) => m?.startsWith(dir));
+    for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m]);
+  });
 
-    it('exec, ps, pause/resume, kill and delete of a detached task', () => {
-      const id = uniqueId('ctrd');
-      const run = ctr(`run -d --runc-binary ${RUNTIME} ${image} ${id} sleep 300`);
-      expect(run.status, run.stderr).toBe(0);
-      // the shim's runtime root holds skiff-runtime's own state (runc's state.json has no start_time)
-      const stateDir = join('/run/containerd/runc/skiff-test', id);
-      expect(JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'))).toHaveProperty('start_time');
-      const ex = ctr(`tasks exec --exec-id e1 ${id} sh -c 'echo from-exec; exit 4'`);
-      expect(ex.stdout).toBe('from-exec\n');
-      expect(ex.status).toBe(4);
-      const ps = ctr(`tasks ps ${id}`);
-      expect(ps.status, ps.stderr).toBe(0);
-      expect(ps.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(2);
-      expect(ctr(`tasks pause ${id}`).status).toBe(0);
-      expect(ctr('tasks ls').stdout).toMatch(new RegExp(`${id}\\s+\\d+\\s+PAUSED`));
-      expect(ctr(`tasks resume ${id}`).status).toBe(0);
-      expect(ctr('tasks ls').stdout).toMatch(new RegExp(`${id}\\s+\\d+\\s+RUNNING`));
-      expect(ctr(`tasks kill -s KILL ${id}`).status).toBe(0);
-      waitFor(() => new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ctr('tasks ls').stdout));
-      expect(ctr(`tasks delete ${id}`).status).toBe(0);
-      expect(ctr(`containers delete ${id}`).status).toBe(0);
-      expect(existsSync(stateDir)).toBe(false);
-    });
-  },
-);
+  it('runs a container to completion: output and exit code through ctr run --rm', () => {
+    const r = ctr(
+      `run --rm --runc-binary ${RUNTIME} ${image} ${uniqueId('ctr')} sh -c 'echo hello-containerd; exit 5'`,
+    );
+    expect(r.stdout).toBe('hello-containerd\n');
+    expect(r.status).toBe(5);
+  });
+
+  it('exec, ps, pause/resume, kill and delete of a detached task', () => {
+    const id = uniqueId('ctrd');
+    const run = ctr(`run -d --runc-binary ${RUNTIME} ${image} ${id} sleep 300`);
+    expect(run.status, run.stderr).toBe(0);
+    // the shim's runtime root holds skiff-runtime's own state (runc's state.json has no start_time)
+    const stateDir = join('/run/containerd/runc/skiff-test', id);
+    expect(JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'))).toHaveProperty('start_time');
+    const ex = ctr(`tasks exec --exec-id e1 ${id} sh -c 'echo from-exec; exit 4'`);
+    expect(ex.stdout).toBe('from-exec\n');
+    expect(ex.status).toBe(4);
+    const ps = ctr(`tasks ps ${id}`);
+    expect(ps.status, ps.stderr).toBe(0);
+    expect(ps.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(2);
+    expect(ctr(`tasks pause ${id}`).status).toBe(0);
+    expect(ctr('tasks ls').stdout).toMatch(new RegExp(`${id}\\s+\\d+\\s+PAUSED`));
+    expect(ctr(`tasks resume ${id}`).status).toBe(0);
+    expect(ctr('tasks ls').stdout).toMatch(new RegExp(`${id}\\s+\\d+\\s+RUNNING`));
+    expect(ctr(`tasks kill -s KILL ${id}`).status).toBe(0);
+    waitFor(() => new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ctr('tasks ls').stdout));
+    expect(ctr(`tasks delete ${id}`).status).toBe(0);
+    expect(ctr(`containers delete ${id}`).status).toBe(0);
+    expect(existsSync(stateDir)).toBe(false);
+  });
+});
