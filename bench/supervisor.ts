@@ -5,11 +5,13 @@
 // runc bundle, as Podman does), and of the supervisor beside containerd. Needs root.
 //
 // Usage: npm run bench -- supervisor [--n 20] [--warmup 1] [--json]
-//        [--only skiff-supervisor,containerd,containerd-rootfs,containerd-skiff-runtime]
+//        [--only skiff-supervisor,skiff-shim,containerd,containerd-rootfs,containerd-skiff-runtime]
 //
 // Candidates:
 //   skiff-supervisor   Containers.Create (containerd's own default spec for the image, a bind mount of the busybox
 //                      rootfs), Tasks.Create, Start, Wait, Tasks.Delete, Containers.Delete
+//   skiff-shim         skiff-shim and skiff-runtime driven directly over the shim's control socket, no supervisor
+//                      (docs/shim-protocol.md), on the same rootfs dir: what the supervisor adds is the difference
 //   containerd         `ctr run --rm IMAGE ID true`: the image imported from a docker-archive of the same rootfs,
 //                      overlayfs snapshot per container
 //   containerd-rootfs  `ctr run --rm --rootfs DIR ID true`: the same rootfs dir as Skiff's, no snapshot
@@ -66,7 +68,13 @@ const RUNTIME_BIN = join(repo, 'dist/bin/skiff-runtime');
 /** The containerd namespace, and the cgroup parent of every container this bench makes (removed at the end). */
 const NS = 'skiff-bench';
 const CGROUP_PARENT = '/skiff-bench';
-const CANDIDATES = ['skiff-supervisor', 'containerd', 'containerd-rootfs', 'containerd-skiff-runtime'] as const;
+const CANDIDATES = [
+  'skiff-supervisor',
+  'skiff-shim',
+  'containerd',
+  'containerd-rootfs',
+  'containerd-skiff-runtime',
+] as const;
 const SETTLE_MS = 2000;
 /** The image's environment; given to `ctr run --rootfs` too, which has no image to take it from. */
 const IMAGE_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -274,16 +282,8 @@ async function startSupervisor(): Promise<Supervisor> {
   const child: ChildProcess = spawn(
     SUPERVISOR_BIN,
     [
-      '--socket',
-      socket,
-      '--root',
-      join(dir, 'root'),
-      '--shim-dir',
-      join(dir, 'shims'),
-      '--runtime',
-      RUNTIME_BIN,
-      '--shim',
-      SHIM_BIN,
+      ...['--address', socket, '--root', join(dir, 'root'), '--runtime-root', join(dir, 'runtime')],
+      ...['--state', join(dir, 'shims'), '--runtime', RUNTIME_BIN, '--shim', SHIM_BIN],
     ],
     { detached: true, stdio: ['ignore', out, out] },
   );
@@ -481,32 +481,59 @@ async function conmonSleeper(rootfs: string) {
   return { pid, stop };
 }
 
-/** skiff-shim by hand (docs/shim-protocol.md), when the supervisor is not there to start it. */
-async function skiffShimSleeper(spec: Record<string, unknown>, rootfs: string) {
-  const dir = join(work, 'shim');
+/** skiff-shim started by hand (docs/shim-protocol.md) on a bundle over the shared rootfs, as the supervisor would
+ *  start it; resolves once the container is created, with the launch's time as bash measured it. */
+async function launchShim(spec: Record<string, unknown>, rootfs: string, id: string, argv: string[]) {
+  const dir = join(work, 'shim', id);
   const bundle = join(dir, 'bundle');
   mkdirSync(bundle, { recursive: true });
-  const id = 'idle-shim';
-  const config = JSON.parse(skiffSpec(spec, id, ['sleep', '3600']).toString());
-  config.root = { path: rootfs, readonly: true };
+  const config = JSON.parse(skiffSpec(spec, id, argv).toString());
+  config.root = { path: rootfs };
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
   const shimDir = join(dir, 'state');
-  await shell.check([
+  const ms = await shell.check([
     SHIM_BIN,
     ...['--id', id, '--bundle', bundle, '--dir', shimDir, '--runtime', RUNTIME_BIN],
-    ...['--runtime-root', join(dir, 'runtime'), '--log-path', join(dir, 'ctr.log')],
+    ...['--runtime-root', join(work, 'shim', 'runtime'), '--log-path', join(dir, 'ctr.log')],
   ]);
   const pid = Number(readFileSync(join(shimDir, 'shim.pid'), 'utf8').trim());
   const control = (op: object) => shimRequest(join(shimDir, 'control.sock'), op);
   const stop = async () => {
-    await control({ op: 'kill', signal: 9, all: false }).catch(() => undefined);
+    if (!alive(pid)) return;
+    await control({ op: 'kill', signal: 9, all: true }).catch(() => undefined);
     await control({ op: 'wait' }).catch(() => undefined);
     await control({ op: 'delete' }).catch(() => undefined);
     await waitGone(pid, 5000).catch(() => stopPid(pid, 'skiff-shim'));
   };
-  cleanups.push(stop);
-  await control({ op: 'start' });
-  return { pid, stop };
+  return { ms, pid, control, stop };
+}
+
+async function skiffShimSleeper(spec: Record<string, unknown>, rootfs: string) {
+  const shim = await launchShim(spec, rootfs, 'idle-shim', ['sleep', '3600']);
+  cleanups.push(shim.stop);
+  await shim.control({ op: 'start' });
+  return shim;
+}
+
+/** The shim and runtime alone: what skiff-supervisor adds is its median less this one's. */
+async function shimIteration(spec: Record<string, unknown>, rootfs: string, id: string): Promise<Sample> {
+  const shim = await launchShim(spec, rootfs, id, ['true']);
+  let t1: number, t2: number, t3: number, exit: Record<string, unknown>;
+  const t0 = performance.now();
+  try {
+    await shim.control({ op: 'start' });
+    t1 = performance.now();
+    exit = await shim.control({ op: 'wait' });
+    t2 = performance.now();
+    await shim.control({ op: 'delete' });
+    t3 = performance.now();
+  } catch (e) {
+    await shim.stop();
+    throw e;
+  }
+  if (exit.exitCode !== 0) throw new Error(`${id}: true exited ${String(exit.exitCode)}`);
+  const phases = { 'task create': shim.ms, start: t1 - t0, wait: t2 - t1, delete: t3 - t2 };
+  return { total: Object.values(phases).reduce((a, b) => a + b, 0), phases };
 }
 
 /** One request on the shim's control socket: a JSON line out, the JSON line with the same id back. */
@@ -628,16 +655,13 @@ async function main(): Promise<number> {
   let ctd: Containerd | undefined;
   let spec: Record<string, unknown> | undefined;
   let ctdError: string | undefined;
-  const wantCtd = chosen('containerd') || chosen('containerd-rootfs') || chosen('containerd-skiff-runtime');
-  // containerd also gives the spec Skiff runs, so it is started whenever Skiff's side is.
-  if (wantCtd || chosen('skiff-supervisor')) {
-    try {
-      ctd = await startContainerd(rootfs);
-      spec = await containerdSpec(ctd);
-    } catch (e) {
-      ctdError = `containerd: ${errorText(e)}`;
-      log(`bench supervisor: ${ctdError}`);
-    }
+  // containerd also gives the spec that Skiff runs, so it is started whatever --only says.
+  try {
+    ctd = await startContainerd(rootfs);
+    spec = await containerdSpec(ctd);
+  } catch (e) {
+    ctdError = `containerd: ${errorText(e)}`;
+    log(`bench supervisor: ${ctdError}`);
   }
 
   let sup: Supervisor | undefined;
@@ -667,6 +691,16 @@ async function main(): Promise<number> {
       name: 'skiff-supervisor',
       iterate: () => skiffIteration(sup!, spec!, rootfs, `bench-skiff-${i++}`),
       ...unavailable(supError),
+    });
+  }
+  if (chosen('skiff-shim')) {
+    const missing = [SHIM_BIN, RUNTIME_BIN].filter((p) => !existsSync(p));
+    const why =
+      missing.length > 0 ? `${missing.join(', ')} not built: run \`npm run build\`` : spec ? undefined : ctdError;
+    candidates.push({
+      name: 'skiff-shim',
+      iterate: () => shimIteration(spec!, rootfs, `bench-shim-${i++}`),
+      ...unavailable(why),
     });
   }
   const viaCtr = (argv: () => string[]) => async () => shell.check(argv());
