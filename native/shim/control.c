@@ -116,7 +116,7 @@ static bool valid_exec_id(const char *id) {
 
 static void remove_file(const char *name) { unlink(name); }
 
-void shim_remove_dir(shim *s) {
+void shim_remove_files(shim *s) {
   static const char *const files[] = {"shim.pid",     "init.pid",     "version",
                                       "control.sock", "attach.sock",  "exit.json",
                                       "runtime.log",  "console.sock", NULL};
@@ -127,9 +127,6 @@ void shim_remove_dir(shim *s) {
       snprintf(name, sizeof name, "exec-%s.exit.json", p->exec_id);
       remove_file(name);
     }
-  if (rmdir(s->o.dir) < 0 && errno == ENOTEMPTY) {
-    /* something we did not make: leave it, but say nothing; the directory is the supervisor's to inspect */
-  }
 }
 
 void forget_process(shim *s, process *p) {
@@ -284,7 +281,8 @@ static void handle(shim *s, client *c, json_object *req) {
     } else {
       const char *args[] = {"delete", "--force", s->o.id, NULL};
       if (run_runtime(s, args, -1, -1, -1, &err) < 0) goto fail;
-      shim_remove_dir(s);
+      shim_remove_files(s);
+      rmdir(s->o.dir); /* anything else in it is not ours: then it stays */
       s->quit = true;
     }
   } else if (strcmp(op, "shutdown") == 0) {
@@ -296,7 +294,8 @@ static void handle(shim *s, client *c, json_object *req) {
     }
     const char *args[] = {"delete", "--force", s->o.id, NULL};
     if (run_runtime(s, args, -1, -1, -1, &err) < 0) goto fail;
-    shim_remove_dir(s);
+    shim_remove_files(s);
+    rmdir(s->o.dir); /* anything else in it is not ours: then it stays */
     s->quit = true;
   } else {
     sk_fail(&err, 0, "unknown op \"%s\"", op);

@@ -117,7 +117,7 @@ static int write_small(const char *name, const char *fmt, int v, sk_error *err) 
 
 /* Everything up to a created container and listening sockets. On failure nothing is left behind. */
 static int setup(shim *s, sk_error *err) {
-  bool made_dir = false, created = false;
+  bool made_dir = false, in_dir = false, created = false;
   if (live_shim_in(s->o.dir)) return sk_fail(err, 0, "a shim already runs in %s", s->o.dir);
   if (mkdir(s->o.dir, 0700) == 0)
     made_dir = true;
@@ -129,6 +129,7 @@ static int setup(shim *s, sk_error *err) {
     goto fail;
   }
   s->o.dir = dir;
+  in_dir = true;
   unlink("control.sock");
   unlink("attach.sock");
   unlink("exit.json");
@@ -159,10 +160,8 @@ fail:
   if (s->has_log && s->log.fd >= 0) close(s->log.fd);
   for (process *p = s->procs; p; p = p->next) process_free(p);
   s->procs = NULL;
-  if (made_dir) {
-    shim_remove_dir(s);
-    rmdir(s->o.dir);
-  }
+  if (in_dir) shim_remove_files(s);
+  if (made_dir) rmdir(s->o.dir);
   return -1;
 }
 
@@ -353,8 +352,12 @@ int main(int argc, char **argv) {
     char msg[4200];
     size_t len = 0;
     ssize_t n;
-    while (len < sizeof msg - 1 && ((n = read(vp[0], msg + len, sizeof msg - 1 - len)) > 0 || errno == EINTR))
-      if (n > 0) len += (size_t)n;
+    while (len < sizeof msg - 1) {
+      n = read(vp[0], msg + len, sizeof msg - 1 - len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      len += (size_t)n;
+    }
     msg[len] = '\0';
     if (len > 0 && msg[0] == '0') return 0;
     waitpid(child, NULL, 0); /* it cleaned up and is gone when we report */

@@ -157,6 +157,7 @@ void attach_exit(shim *s, process *p);
 void client_flush(client *c);
 void attacher_flush(attacher *a);
 void forget_process(shim *s, process *p);
-void shim_remove_dir(shim *s);
+/* Remove the files the shim made in SHIMDIR (not the directory). */
+void shim_remove_files(shim *s);
 
 #endif

@@ -2,7 +2,7 @@
 // real dist/bin/skiff-runtime: life cycle, json-file logs and rotation, stdin and attach, tty, exec, reconnects,
 // durability of the exit record, OOM, fds, failures and cleanup, idle memory. See docs/shim-protocol.md.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -681,6 +681,34 @@ describe('OOM, fds, failures, memory', () => {
     ).rejects.toThrow(/bundle .*missing: No such file or directory/);
     expect(existsSync(dir)).toBe(false);
     await expect(launcher.connect(id, dir)).rejects.toThrow(/nobody answers/);
+
+    // a directory the supervisor made is kept, but nothing of the shim's is left in it
+    mkdirSync(dir, { mode: 0o700 });
+    await expect(
+      launcher.start({ id, bundle: bundle.dir, dir, runtime: RUNTIME, runtimeRoot: rt.root }),
+    ).rejects.toThrow(/no\/such\/binary/);
+    expect(readdirSync(dir)).toEqual([]);
+
+    // a second shim in the directory of a live one is refused and leaves the first alone
+    const first = await startShim(['/bin/sleep', '1000']);
+    await expect(
+      launcher.start({
+        id: uniqueId('shim'),
+        bundle: bundle.dir,
+        dir: first.dir,
+        runtime: RUNTIME,
+        runtimeRoot: rt.root,
+      }),
+    ).rejects.toThrow(/a shim already runs in/);
+    expect((await first.shim.state()).status).toBe('created');
+    expect(readdirSync(first.dir).sort()).toEqual([
+      'attach.sock',
+      'control.sock',
+      'init.pid',
+      'runtime.log',
+      'shim.pid',
+      'version',
+    ]);
   });
 
   it('idle RSS of a shim with a sleeping container, fresh and after a burst of output', async () => {
