@@ -356,6 +356,21 @@ describe('life cycle', () => {
     await remove(id);
   });
 
+  it('an OOM kill: a /tasks/oom event and oom_killed in the exit', async () => {
+    const id = newId();
+    const ev = new EventLog(c, [`container_id==${id}`]);
+    await run(id, ['/bin/sh', '-c', 'tail /dev/zero'], {
+      mutate: (s) => (s.linux.resources.memory = { limit: 16 << 20, swap: 16 << 20 }),
+    });
+    const w = await call(c.tasks, 'Wait', { container_id: id });
+    expect(w).toMatchObject({ exit_status: 137, signal: 9, oom_killed: true });
+    await ev.waitFor((e) => e.some((x) => x.topic === '/tasks/exit'));
+    expect(ev.topics()).toContain('/tasks/oom');
+    expect(ev.exits()[0]).toMatchObject({ oom_killed: true });
+    ev.close();
+    await remove(id);
+  });
+
   it('an overlay rootfs: the container writes to the upper directory; Update changes labels', async () => {
     const id = newId();
     const d = scratchDir('skiff-ovl-');
@@ -622,11 +637,16 @@ describe('faults', () => {
     ev.close();
   });
 
-  it('a shim killed while the supervisor is down: reported exited "shim died" after the restart', async () => {
+  it('shims killed while the supervisor is down: "shim died" after the restart, or the exit.json they left', async () => {
     const id = newId();
+    const exited = newId();
     await run(id, ['/bin/sleep', '1000']);
+    await run(exited, ['/bin/sh', '-c', 'sleep 0.3; exit 6']);
     c.close();
     await h.kill9();
+    await sleep(600);
+    expect(existsSync(join(shimDir(exited), 'exit.json'))).toBe(true);
+    process.kill(Number(readFileSync(join(shimDir(exited), 'shim.pid'), 'utf8')), 'SIGKILL');
     // Also what a create that crashed before its commit would leave: a bundle and a shim directory nobody owns.
     mkdirSync(join(bundleDir('stale-bundle'), 'rootfs'), { recursive: true });
     mkdirSync(shimDir('stale-shim'), { recursive: true });
@@ -634,14 +654,18 @@ describe('faults', () => {
     await sleep(200);
     await h.start();
     c = clients(h.socket);
-    const ev = new EventLog(c, [`container_id==${id}`]);
-    await ev.waitFor((e) => e.length >= 1);
-    expect(ev.exits()).toEqual([expect.objectContaining({ exit_status: 255, reason: 'shim died' })]);
+    const ev = new EventLog(c, [`container_id==${id}`, `container_id==${exited}`]);
+    await ev.waitFor((e) => e.length >= 2);
+    expect(ev.exits(id)).toEqual([expect.objectContaining({ exit_status: 255, reason: 'shim died' })]);
+    expect(ev.exits(exited)).toEqual([expect.objectContaining({ exit_status: 6 })]);
+    expect((await call(c.tasks, 'Wait', { container_id: exited })).exit_status).toBe(6);
+    expect(existsSync(shimDir(exited))).toBe(false);
     expect(existsSync(bundleDir('stale-bundle'))).toBe(false);
     expect(existsSync(shimDir('stale-shim'))).toBe(false);
     expect(existsSync(shimDir(id))).toBe(false);
     expect(existsSync(join(h.runtimeRoot, id))).toBe(false);
     ev.close();
     await remove(id);
+    await remove(exited);
   });
 });
