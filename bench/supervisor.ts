@@ -782,6 +782,12 @@ async function main(): Promise<number> {
       'idle containers started; each shim holds one `sleep 3600` busybox container; conmon runs runc on a `runc spec` bundle',
   );
 
+  if (sup) {
+    notes.push(
+      "skiff-supervisor's Pss is far below its RSS because node's pages are shared with the other node processes " +
+        "here (this bench's own among them); in the VM it runs beside skiffd and the agent, so compare RSS",
+    );
+  }
   const report = toJson('supervisor', args, results, notes);
   if (args.json) console.log(JSON.stringify({ ...report, memory }, null, 2));
   else {
