@@ -616,6 +616,41 @@ describe('faults', () => {
     for (const id of [...printers, ...exiters]) expect(existsSync(shimDir(id))).toBe(false);
   });
 
+  it('execs across a kill -9 of the supervisor: one that exits meanwhile is reported once, one running is watched', async () => {
+    const id = newId();
+    await run(id, ['/bin/sleep', '1000']);
+    const exec = (execId: string, args: string[]) =>
+      call(c.tasks, 'Exec', {
+        container_id: id,
+        exec_id: execId,
+        spec: Buffer.from(JSON.stringify({ args, cwd: '/', env: ['PATH=/bin'] })),
+      }).then(() => call(c.tasks, 'Start', { container_id: id, exec_id: execId }));
+    await exec('down', ['/bin/sh', '-c', 'sleep 1; exit 12']);
+    await exec('live', ['/bin/sleep', '1000']);
+    c.close();
+    await h.kill9();
+    await sleep(1500);
+    await h.start();
+    c = clients(h.socket);
+    const ev = new EventLog(c, [`container_id==${id}`]);
+    await ev.waitFor((e) => e.length >= 1);
+    expect(ev.exits()).toEqual([
+      expect.objectContaining({ exec_id: 'down', exit_status: 12, reason: 'exited while the supervisor was down' }),
+    ]);
+    expect((await call(c.tasks, 'Wait', { container_id: id, exec_id: 'down' })).exit_status).toBe(12);
+    expect((await call(c.tasks, 'State', { container_id: id, exec_id: 'live' })).status).toBe('RUNNING');
+    await call(c.tasks, 'Kill', { container_id: id, exec_id: 'live', signal: 9 });
+    expect((await call(c.tasks, 'Wait', { container_id: id, exec_id: 'live' })).exit_status).toBe(137);
+    await ev.waitFor((e) => e.length >= 2);
+    expect(ev.exits().map((e) => [e.exec_id, e.exit_status])).toEqual([
+      ['down', 12],
+      ['live', 137],
+    ]);
+    await call(c.tasks, 'Delete', { container_id: id, exec_id: 'down' });
+    ev.close();
+    await remove(id);
+  });
+
   it('kill -9 of a shim: its container is reported exited (255, "shim died") and cleaned up', async () => {
     const id = newId();
     const ev = new EventLog(c, [`container_id==${id},topic==/tasks/exit`]);

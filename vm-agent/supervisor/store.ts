@@ -42,6 +42,16 @@ export interface TaskRecord {
   exit?: ExitRecord;
   /** The exit event reached a subscriber (or was published live); never report it again. */
   exitReported?: boolean;
+  /** Started exec processes, until deleted: their exits are reported once like the init's. */
+  execs?: Record<string, ExecRecord>;
+}
+
+export interface ExecRecord {
+  pid: number;
+  tty: boolean;
+  stdin: boolean;
+  exit?: ExitRecord;
+  exitReported?: boolean;
 }
 
 export interface ContainerRecord {

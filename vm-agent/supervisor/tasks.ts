@@ -11,7 +11,7 @@ import type { EventBus, EventPayload } from './events.js';
 import { OutputHub } from './io-hub.js';
 import { cgroupVersion, RuntimeError, type Runtime } from './runtime.js';
 import type { AttachStream, ExitStatus, Shim, ShimEvent, ShimLauncher } from './shim-types.js';
-import type { ContainerRecord, ContainerStore, ExitRecord, TaskRecord } from './store.js';
+import type { ContainerRecord, ContainerStore, ExecRecord, ExitRecord, TaskRecord } from './store.js';
 import { checkExecId, parseProcessSpec, parseResources } from './validate.js';
 
 const log = logger('tasks');
@@ -301,6 +301,11 @@ export class TaskManager {
     const { pid } = await this.shimCall(live.id, () => shim.exec(execId, p.process, { tty: p.tty, stdin: p.stdin }));
     p.pid = pid;
     p.status = 'running';
+    const rec = this.store.get(live.id);
+    if (rec?.task && !rec.task.exit) {
+      rec.task.execs = { ...rec.task.execs, [execId]: { pid, tty: p.tty, stdin: p.stdin } };
+      this.store.put(rec);
+    }
     this.watchExec(live, shim, p);
     this.publish(live.id, { kind: 'task_exec_started', execId, pid });
     return { pid };
@@ -411,12 +416,13 @@ export class TaskManager {
     this.store.put(rec);
   }
 
+  /** Record an exec's exit (in the store when it was started by us), then report it exactly once. */
   private recordExecExit(live: LiveTask, p: ExecProc, exit: ExitRecord): void {
-    if (p.exit) return;
+    if (p.exit || this.closed) return;
     p.exit = exit;
     p.status = 'stopped';
-    p.exited.resolve(exit);
-    this.publish(live.id, {
+    const rec = this.store.get(live.id);
+    const event = this.bus.makeEvent(live.id, rec?.labels ?? {}, {
       kind: 'task_exit',
       execId: p.id,
       pid: exit.pid || p.pid,
@@ -426,6 +432,24 @@ export class TaskManager {
       oomKilled: exit.oomKilled,
       reason: exit.reason ?? '',
     });
+    const now = this.bus.hasSubscriberFor(event);
+    const er = rec?.task?.execs?.[p.id];
+    if (rec && er) {
+      er.exit = exit;
+      er.exitReported = now;
+      this.store.put(rec);
+    }
+    p.exited.resolve(exit);
+    if (now) this.bus.publish(event);
+    else this.bus.keep(event, () => this.markExecReported(live.id, p.id, exit));
+  }
+
+  private markExecReported(id: string, execId: string, exit: ExitRecord): void {
+    const rec = this.store.get(id);
+    const er = rec?.task?.execs?.[execId];
+    if (!rec || !er || er.exit?.exitedAt !== exit.exitedAt || er.exitReported) return;
+    er.exitReported = true;
+    this.store.put(rec);
   }
 
   /** The shim stopped answering: reconnect if it is alive, else report its container exited and clean up. */
@@ -738,6 +762,11 @@ export class TaskManager {
       );
       if (!p.hub.settled) p.hub.reject(new Error('the exec was deleted'));
       live.execs.delete(execId);
+      const rec = this.store.get(id);
+      if (rec?.task?.execs?.[execId]) {
+        delete rec.task.execs[execId];
+        this.store.put(rec);
+      }
       const exit = p.exit ?? { pid: 0, exitCode: 0, signal: 0, exitedAt: '', oomKilled: false };
       return { pid: p.pid, exit };
     });
@@ -763,6 +792,7 @@ export class TaskManager {
       return;
     }
     const live = this.liveTask(id);
+    for (const [execId, er] of Object.entries(task.execs ?? {})) this.restoreExec(rec, live, execId, er);
     if (task.exit) {
       if (existsSync(task.shimDir)) {
         try {
@@ -773,6 +803,18 @@ export class TaskManager {
       }
       live.exited.resolve(task.exit);
       if (!task.exitReported) this.reportRecovered(rec, task.exit);
+      // Execs recorded running died with the init: their exits are in the shim if it is still there.
+      for (const p of live.execs.values()) {
+        if (p.status !== 'running') continue;
+        const e = live.shim ? await withTimeout(live.shim.wait(p.id), 2000).catch(() => undefined) : undefined;
+        this.recordExecExit(
+          live,
+          p,
+          e
+            ? toExitRecord(e, EXITED_WHILE_DOWN)
+            : { ...task.exit, pid: p.pid, exitCode: SHIM_DIED_EXIT_CODE, signal: 0, reason: SHIM_DIED },
+        );
+      }
       return;
     }
     let shim: Shim;
@@ -793,20 +835,29 @@ export class TaskManager {
       return;
     }
     for (const e of st.execs) {
-      if (e.status !== 'running') continue;
-      const p: ExecProc = {
-        id: e.exec,
-        process: {},
-        tty: false,
-        stdin: false,
-        status: 'running',
-        pid: e.pid,
-        exited: new Deferred(),
-        hub: new Deferred(),
-      };
-      live.execs.set(e.exec, p);
-      this.watchExec(live, shim, p);
+      let p = live.execs.get(e.exec);
+      if (!p) {
+        if (e.status !== 'running') continue; // not ours to report: we never recorded its start
+        p = this.restoreExec(rec, live, e.exec, { pid: e.pid, tty: false, stdin: false });
+      }
+      if (p.status !== 'running') continue;
+      if (e.status === 'running') this.watchExec(live, shim, p);
+      else {
+        const exit = await shim.wait(e.exec);
+        this.recordExecExit(live, p, toExitRecord(exit, EXITED_WHILE_DOWN));
+      }
     }
+    // Execs we recorded that the shim no longer knows: their exits are lost with it.
+    for (const p of live.execs.values())
+      if (p.status === 'running' && !st.execs.some((e) => e.exec === p.id))
+        this.recordExecExit(live, p, {
+          pid: p.pid,
+          exitCode: SHIM_DIED_EXIT_CODE,
+          signal: 0,
+          exitedAt: nowRfc3339(),
+          oomKilled: false,
+          reason: 'the shim no longer knows this exec',
+        });
     if (st.status === 'stopped') {
       const e = await shim.wait();
       this.recordInitExit(id, toExitRecord(e, EXITED_WHILE_DOWN));
@@ -817,6 +868,41 @@ export class TaskManager {
     live.paused = (await this.runtime.status(id)) === 'paused';
     this.store.put(rec);
     this.monitor(live, shim);
+  }
+
+  /** An exec process known from the store: running until told otherwise, or exited (reported or not). */
+  private restoreExec(rec: ContainerRecord, live: LiveTask, execId: string, er: ExecRecord): ExecProc {
+    const p: ExecProc = {
+      id: execId,
+      process: {},
+      tty: er.tty,
+      stdin: er.stdin,
+      status: er.exit ? 'stopped' : 'running',
+      pid: er.pid,
+      exited: new Deferred(),
+      hub: new Deferred(),
+    };
+    live.execs.set(execId, p);
+    if (er.exit) {
+      p.exit = er.exit;
+      p.exited.resolve(er.exit);
+      p.hub.reject(new Error('the exec has exited'));
+      if (!er.exitReported) {
+        const exit = er.exit;
+        const event = this.bus.makeEvent(rec.id, rec.labels, {
+          kind: 'task_exit',
+          execId,
+          pid: exit.pid || er.pid,
+          exitStatus: exit.exitCode,
+          exitedAt: exit.exitedAt,
+          signal: exit.signal,
+          oomKilled: exit.oomKilled,
+          reason: exit.reason ?? '',
+        });
+        this.bus.keep(event, () => this.markExecReported(rec.id, execId, exit));
+      }
+    }
+    return p;
   }
 
   private reportRecovered(rec: ContainerRecord, exit: ExitRecord): void {
@@ -832,6 +918,11 @@ export class TaskManager {
     });
     this.bus.keep(event, () => this.markReported(rec.id, exit));
   }
+}
+
+/** The promise's value, or undefined after ms. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return Promise.race([p, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 }
 
 function readPid(path: string): number | undefined {
