@@ -731,9 +731,11 @@ export class TaskManager {
         }
         shim.close();
       }
-      await this.runtime.forceDelete(id).catch((err: unknown) => {
-        throw internal(`runtime delete --force ${JSON.stringify(id)}: ${errorMessage(err)}`);
-      });
+      // The shim's delete ran the runtime's; force it only when state is left (a dead shim, a refused delete).
+      if (this.runtime.hasState(id))
+        await this.runtime.forceDelete(id).catch((err: unknown) => {
+          throw internal(`runtime delete --force ${JSON.stringify(id)}: ${errorMessage(err)}`);
+        });
       rmSync(task.shimDir, { recursive: true, force: true });
       const rec = this.container(id);
       delete rec.task;
