@@ -308,12 +308,14 @@ done
   private readonly replies: string[] = [];
   private waiting: ((line: string | null) => void) | null = null;
   private closed = false;
+  private fdClosed = false;
   private queue: Promise<unknown> = Promise.resolve();
 
   /** errPath: the file every command's stderr is appended to (created if missing). */
   constructor(private readonly errPath: string) {
     this.errFd = openSync(errPath, 'a+');
-    this.child = spawn('bash', ['-c', TimedShell.SCRIPT, 'timed-shell', errPath], { stdio: 'pipe' });
+    // Its own process group, so that kill() takes the command it is running along.
+    this.child = spawn('bash', ['-c', TimedShell.SCRIPT, 'timed-shell', errPath], { stdio: 'pipe', detached: true });
     createInterface({ input: this.child.stdout }).on('line', (line) => {
       const w = this.waiting;
       if (w) {
@@ -368,9 +370,20 @@ done
     return r.ms;
   }
 
+  /** Lets the shell exit after the command it runs, if any. */
   close(): void {
     if (!this.closed) this.child.stdin.end();
-    closeSync(this.errFd);
+    if (!this.fdClosed) closeSync(this.errFd);
+    this.fdClosed = true;
+  }
+
+  /** SIGKILLs the shell and the command it runs now (an interrupted bench); a pending run rejects. */
+  kill(): void {
+    try {
+      if (!this.closed && this.child.pid) process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
 }
 

@@ -118,6 +118,7 @@ const work = mkdtempSync('/tmp/skiff-bench-sup-');
 const shell = new TimedShell(join(work, 'commands.stderr'));
 const cleanups: (() => Promise<void> | void)[] = [];
 const notes: string[] = [];
+let interrupted = false;
 
 // ------------------------------------------------------------------------------------------------------------------
 // The busybox rootfs, and a docker-archive of it for containerd's image store
@@ -200,7 +201,7 @@ async function startContainerd(rootfs: string): Promise<Containerd> {
   const child = spawn(bin, ['--config', join(dir, 'config.toml')], { detached: true, stdio: ['ignore', out, out] });
   const pid = child.pid!;
   cleanups.push(() => stopContainerd(pid, address));
-  const ctr = (...argv: string[]) => ['ctr', '-a', address, '-n', NS, ...argv];
+  const ctr = (...argv: string[]) => ['ctr', '-a', address, '-n', NS, '--connect-timeout', '5s', ...argv];
   const t0 = performance.now();
   for (;;) {
     if (child.exitCode !== null) throw new Error(`containerd exited ${child.exitCode}: see ${dir}/containerd.log`);
@@ -229,14 +230,17 @@ async function containerdSpec(c: Containerd): Promise<Record<string, unknown>> {
 }
 
 async function stopContainerd(pid: number, address: string): Promise<void> {
-  // Tasks this bench left (after a failure) first, so that their shims leave with them.
-  const tasks = spawnSync('ctr', ['-a', address, '-n', NS, 'tasks', 'ls', '-q'], { encoding: 'utf8' });
-  for (const id of tasks.stdout?.split('\n').filter(Boolean) ?? []) {
-    spawnSync('ctr', ['-a', address, '-n', NS, 'tasks', 'rm', '-f', id], { stdio: 'ignore' });
-  }
-  const cs = spawnSync('ctr', ['-a', address, '-n', NS, 'containers', 'ls', '-q'], { encoding: 'utf8' });
-  for (const id of cs.stdout?.split('\n').filter(Boolean) ?? []) {
-    spawnSync('ctr', ['-a', address, '-n', NS, 'containers', 'rm', id], { stdio: 'ignore' });
+  // Tasks this bench left (after a failure) first, so that their shims leave with them. ctr waits for a daemon
+  // that is gone forever unless told otherwise: hence the timeouts.
+  const ctr = (...argv: string[]) =>
+    spawnSync('ctr', ['-a', address, '-n', NS, '--connect-timeout', '2s', '--timeout', '10s', ...argv], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+  if (alive(pid)) {
+    for (const id of ctr('tasks', 'ls', '-q').stdout?.split('\n').filter(Boolean) ?? []) ctr('tasks', 'rm', '-f', id);
+    for (const id of ctr('containers', 'ls', '-q').stdout?.split('\n').filter(Boolean) ?? [])
+      ctr('containers', 'rm', id);
   }
   await stopPid(pid, 'containerd');
   for (const p of findProcesses((argv) => argv[0]?.endsWith('containerd-shim-runc-v2') && argv.includes(address))) {
@@ -472,9 +476,10 @@ async function conmonSleeper(rootfs: string) {
   }
   const pid = Number(readFileSync(join(dir, 'conmon.pid'), 'utf8').trim());
   const stop = async () => {
-    await shell.run(runcArgs('kill', id, 'KILL'));
+    const [bin, ...rest] = runcArgs('kill', id, 'KILL');
+    spawnSync(bin!, rest, { stdio: 'ignore' });
     await waitGone(pid, 10_000);
-    await shell.run(runcArgs('delete', '--force', id));
+    spawnSync(bin!, runcArgs('delete', '--force', id).slice(1), { stdio: 'ignore' });
   };
   cleanups.push(stop);
   await shell.check(runcArgs('start', id));
@@ -683,13 +688,20 @@ async function main(): Promise<number> {
   if (ctd) ctd.freshMemory = await sampleMemory(ctd.pid);
   if (sup) sup.freshMemory = await sampleMemory(sup.pid);
 
+  // After SIGINT no iteration starts: cleanup is tearing the daemons down.
+  const guard =
+    <T>(f: () => Promise<T>) =>
+    () => {
+      if (interrupted) throw new Error('interrupted');
+      return f();
+    };
   const unavailable = (u: string | undefined) => (u !== undefined ? { unavailable: u } : {});
   const candidates: Candidate[] = [];
   let i = 0;
   if (chosen('skiff-supervisor')) {
     candidates.push({
       name: 'skiff-supervisor',
-      iterate: () => skiffIteration(sup!, spec!, rootfs, `bench-skiff-${i++}`),
+      iterate: guard(() => skiffIteration(sup!, spec!, rootfs, `bench-skiff-${i++}`)),
       ...unavailable(supError),
     });
   }
@@ -699,11 +711,11 @@ async function main(): Promise<number> {
       missing.length > 0 ? `${missing.join(', ')} not built: run \`npm run build\`` : spec ? undefined : ctdError;
     candidates.push({
       name: 'skiff-shim',
-      iterate: () => shimIteration(spec!, rootfs, `bench-shim-${i++}`),
+      iterate: guard(() => shimIteration(spec!, rootfs, `bench-shim-${i++}`)),
       ...unavailable(why),
     });
   }
-  const viaCtr = (argv: () => string[]) => async () => shell.check(argv());
+  const viaCtr = (argv: () => string[]) => guard(() => shell.check(argv()));
   if (chosen('containerd')) {
     candidates.push({
       name: 'containerd',
@@ -973,7 +985,14 @@ function unmountWork(): void {
   }
 }
 
-async function cleanup(): Promise<void> {
+let cleaning: Promise<void> | undefined;
+/** Once, whether main ends or a signal comes first (or both). */
+function cleanup(): Promise<void> {
+  cleaning ??= cleanupOnce();
+  return cleaning;
+}
+
+async function cleanupOnce(): Promise<void> {
   for (const f of cleanups.reverse()) {
     try {
       await f();
@@ -989,7 +1008,9 @@ async function cleanup(): Promise<void> {
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
+    interrupted = true;
     log(`bench supervisor: ${sig}: cleaning up`);
+    shell.kill();
     void cleanup().finally(() => process.exit(130));
   });
 }

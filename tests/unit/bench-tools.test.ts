@@ -61,6 +61,15 @@ describe('TimedShell', () => {
     expect(rs.map((r) => r.code)).toEqual([0, 1, 2, 3]);
   });
 
+  it('kill stops the running command with the shell, and the pending run rejects', async () => {
+    const t0 = performance.now();
+    const pending = shell.run(['sleep', '30']);
+    setTimeout(() => shell.kill(), 100);
+    await expect(pending).rejects.toThrow(/exited/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    await expect(shell.run(['true'])).rejects.toThrow(/exited/);
+  });
+
   it('refuses newlines and empty commands', async () => {
     await expect(shell.run(['echo', 'a\nb'])).rejects.toThrow(/newline/);
     await expect(shell.run([])).rejects.toThrow(/empty/);
