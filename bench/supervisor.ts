@@ -610,7 +610,7 @@ async function measureMemory(
     daemons.push({
       what: fresh,
       process: 'skiff-supervisor',
-      note: `not measured: ${supervisorMissing() ?? 'not run'}`,
+      note: `not measured: ${supervisorMissing() ?? 'not started (left out by --only)'}`,
     });
   }
   if (ctd) {
