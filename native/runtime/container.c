@@ -527,7 +527,6 @@ int container_create(const sk_global *g, const sk_create_opts *o, pid_t *out_pid
     if (r == 1) break;
     json_object_put(st);
     if (r == 0) sk_fail(err, 0, "the container's init exited before it was ready");
-    sk_wrap(err, "creating container %s", o->id);
     goto fail;
   }
   json_object_put(st);

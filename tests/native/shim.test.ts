@@ -611,18 +611,16 @@ describe('durability', () => {
 
 describe('OOM, fds, failures, memory', () => {
   it('detects an OOM kill (cgroup v1 eventfd): oom event and oomKilled', async () => {
-    const { shim, log } = await startShim(
-      ['/bin/sh', '-c', 'head -c 300000000 /dev/zero | tail > /dev/null; echo tail=$?'],
-      {
-        mutate: (c) => (c.linux.resources.memory = { limit: 32 << 20, swap: 32 << 20 }),
-      },
-    );
+    // tail keeps the last "line" of /dev/zero, which never ends: the init itself grows until the OOM killer takes it
+    // (with a shell in between, which of the two the kernel picks is not fixed)
+    const { shim } = await startShim(['tail', '/dev/zero'], {
+      mutate: (c) => (c.linux.resources.memory = { limit: 32 << 20, swap: 32 << 20 }),
+    });
     const events: ShimEvent[] = [];
     shim.subscribe((e) => events.push(e));
     await shim.start();
     const exit = await shim.wait();
-    expect(text(readLog(log))).toContain('tail=137');
-    expect(exit.oomKilled).toBe(true);
+    expect(exit).toMatchObject({ exitCode: 137, signal: 9, oomKilled: true });
     expect((await shim.state()).oomKilled).toBe(true);
     await until(() => events.some((e) => e.event === 'exit'), 5000, 'the exit event');
     const oomAt = events.findIndex((e) => e.event === 'oom');

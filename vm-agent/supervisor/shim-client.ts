@@ -369,7 +369,9 @@ export class ShimClientLauncher implements ShimLauncher {
     });
     if (code !== 0) {
       const msg = stderr.trim().replace(/^skiff-shim: /, '') || `skiff-shim exited with status ${code}`;
-      throw new ShimError(`creating container ${opts.id}: ${msg}`, 'start');
+      // the shim already says which container it was creating; add it only when it did not get that far
+      const prefix = `creating container ${opts.id}: `;
+      throw new ShimError(msg.startsWith(prefix) ? msg : prefix + msg, 'start');
     }
     return ShimClient.connect(opts.id, opts.dir);
   }

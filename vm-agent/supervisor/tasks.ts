@@ -246,7 +246,7 @@ export class TaskManager {
         delete rec.task;
         this.store.put(rec);
         this.live.delete(id);
-        // The shim and its client each prefix "creating container <id>: "; say it once.
+        // The client says "creating container <id>: …"; the task message says that already.
         let msg = errorMessage(err).replace(/^skiff-shim: /, '');
         const prefix = `creating container ${id}: `;
         while (msg.startsWith(prefix)) msg = msg.slice(prefix.length);
