@@ -180,7 +180,7 @@ static json_object *update_resources(const parsed *p, sk_error *err) {
 }
 
 static int run_command(const sk_global *g, const char *cmd, int argc, char **argv, int *exit_code, sk_error *err) {
-  parsed p;
+  parsed p = {0}; /* free(p.rest) at the end must see NULL when a command parses no options */
   int r = -1;
   if (strcmp(cmd, "create") == 0 || strcmp(cmd, "run") == 0) {
     if (parse_opts(argc, argv, create_opts, false, &p, err) < 0 || need_id(&p, cmd, err) < 0) goto out;
