@@ -1,0 +1,180 @@
+// The contracts between skiffd's modules (docs/daemon.md). Each module implements its part and depends on the
+// others only through these types, so they can be built and tested apart.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+// ---------------------------------------------------------------------------------------------- errors
+
+/** An error with the HTTP status Docker gives it; the server answers `{"message": message}`. */
+export class DockerError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DockerError';
+  }
+}
+export const badRequest = (m: string): DockerError => new DockerError(400, m);
+export const notFoundError = (m: string): DockerError => new DockerError(404, m);
+export const conflict = (m: string): DockerError => new DockerError(409, m);
+export const serverError = (m: string): DockerError => new DockerError(500, m);
+export const notModified = (): DockerError => new DockerError(304, '');
+
+// ---------------------------------------------------------------------------------------------- HTTP routing
+
+/** Docker filters (`?filters=`), normalised from both the map and the legacy list form: name → values. */
+export type Filters = Map<string, string[]>;
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Path parameters: `/containers/{id}/start` gives `params.id`. */
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** The API version the client asked for (path prefix), or the daemon's own for unversioned paths. */
+  apiVersion: string;
+  /** Docker's boolean query parsing: "", 0, no, false, none are false; absent is `dflt`. */
+  bool(name: string, dflt?: boolean): boolean;
+  filters(): Filters;
+  /** The JSON body (`{}` when empty); a 400 when it is not JSON. */
+  json<T = unknown>(): Promise<T>;
+  /** Send JSON with a status (default 200) and `Content-Type: application/json`. */
+  send(body: unknown, status?: number): void;
+  /** 204 with no body. */
+  noContent(): void;
+  /** Begin a JSON-lines stream (events, progress): headers flushed at once. */
+  stream(contentType?: string): { write(obj: unknown): void; end(): void; closed: Promise<void> };
+  /**
+   * Take over the connection for attach / exec start. With `Upgrade: tcp` answers 101, else 200 with a raw or
+   * multiplexed stream content type. Any JSON body the client sent has been consumed; `socket` carries stdin in
+   * and output out.
+   */
+  hijack(opts: { multiplexed: boolean }): Promise<Duplex>;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void> | void;
+
+export interface Router {
+  /** `path` like `/containers/{id}/json`; served with and without a `/v1.xx` prefix. */
+  add(method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE', path: string, handler: Handler): void;
+}
+
+/** Every module exports one of these; main.ts calls them all. */
+export type RegisterRoutes = (router: Router, daemon: Daemon) => void;
+
+// ---------------------------------------------------------------------------------------------- events
+
+/** A Docker event (GET /events): Type, Action, Actor; the bus adds time, timeNano, scope and legacy fields. */
+export interface DockerEvent {
+  Type: 'container' | 'image' | 'volume' | 'network' | 'daemon';
+  Action: string;
+  Actor: { ID: string; Attributes: Record<string, string> };
+}
+
+export interface EventBus {
+  emit(e: DockerEvent): void;
+}
+
+// ---------------------------------------------------------------------------------------------- images
+
+/** The OCI image config's `config` part (what container create merges). */
+export interface ImageRuntimeConfig {
+  User?: string;
+  Env?: string[];
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  WorkingDir?: string;
+  Labels?: Record<string, string> | null;
+  StopSignal?: string;
+  ExposedPorts?: Record<string, object> | null;
+  Volumes?: Record<string, object> | null;
+  Healthcheck?: unknown;
+}
+
+export interface ImageRecord {
+  /** sha256:<config digest> */
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  created: string;
+  size: number;
+  config: ImageRuntimeConfig;
+  /** The full image config JSON as stored. */
+  raw: Record<string, unknown>;
+}
+
+/** What a container needs of its image's filesystem: mounts for the supervisor (overlay of snapshots + rw). */
+export interface PreparedRootfs {
+  mounts: Array<{ type: string; source: string; options: string[] }>;
+  /** The writable layer (overlay upperdir) on the host: `docker diff`, `docker cp` into a stopped container. */
+  upperDir: string;
+  /** The image's layer dirs, lowest first (to read a stopped container's files with the upper dir). */
+  lowerDirs: string[];
+}
+
+export interface ImageService {
+  /** By name[:tag], name@digest, full or short id; undefined when unknown. Short names are docker.io/library/. */
+  resolve(ref: string): Promise<ImageRecord | undefined>;
+  /** Make the rootfs of a new container (its writable layer under the data root). */
+  prepareRootfs(image: ImageRecord, containerId: string): Promise<PreparedRootfs>;
+  /** Remove a container's writable layer. */
+  removeRootfs(containerId: string): Promise<void>;
+  /** Images that must not be removed without force, because a container uses them. */
+  setInUse(isInUse: (imageId: string) => boolean): void;
+  /** For /system/df. */
+  diskUsage(): Promise<{ images: unknown[]; layersSize: number }>;
+}
+
+// ---------------------------------------------------------------------------------------------- containers
+
+export interface ContainerRecordView {
+  id: string;
+  name: string; // with the leading "/"
+  image: string; // the reference the user gave
+  imageId: string;
+  created: string;
+  config: Record<string, unknown>; // Docker's Config (merged with the image's)
+  hostConfig: Record<string, unknown>;
+  logPath: string;
+  state: {
+    status: 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+    pid: number;
+    exitCode: number;
+    startedAt: string;
+    finishedAt: string;
+    oomKilled: boolean;
+    error: string;
+  };
+}
+
+export interface ContainerService {
+  /** By full id, unique id prefix or name (with or without "/"); a 404 DockerError `No such container: ref`. */
+  get(ref: string): Promise<ContainerRecordView>;
+  list(): Promise<ContainerRecordView[]>;
+  /** The supervisor's id for the container's task (the same as the container id). */
+  taskId(c: ContainerRecordView): string;
+  /** Wait for the container to leave "running" (condition as in /wait). */
+  wait(ref: string, condition: 'not-running' | 'next-exit' | 'removed'): Promise<{ StatusCode: number }>;
+}
+
+// ---------------------------------------------------------------------------------------------- the daemon
+
+export interface DaemonConfig {
+  host: string; // unix socket path
+  dataRoot: string; // /var/lib/skiff/daemon
+  execRoot: string; // /run/skiff/daemon
+  supervisorAddress: string; // unix socket path
+  liveRestore: boolean;
+  version: { api: string; minApi: string; engine: string };
+}
+
+/** What every module can reach. Built in main.ts. */
+export interface Daemon {
+  config: DaemonConfig;
+  events: EventBus;
+  images: ImageService;
+  containers: ContainerService;
+  /** The supervisor's gRPC clients (see vm-agent/daemon/supervisor.ts). */
+  supervisor: unknown;
+}
