@@ -158,6 +158,52 @@ export interface ContainerService {
   wait(ref: string, condition: 'not-running' | 'next-exit' | 'removed'): Promise<{ StatusCode: number }>;
 }
 
+// ---------------------------------------------------------------------------------------------- registry
+
+/**
+ * Credentials from `X-Registry-Auth` (base64url JSON) or from /auth: {username, password, serveraddress} or
+ * {identitytoken}. `decodeRegistryAuth` in registry/ turns the header into this.
+ */
+export interface RegistryAuth {
+  username?: string;
+  password?: string;
+  serveraddress?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+}
+
+/** One line of a pull/push/load progress stream (dockerd's JSON message); the stream writes it + "\r\n". */
+export interface ProgressMessage {
+  status?: string;
+  id?: string;
+  progressDetail?: { current?: number; total?: number };
+  progress?: string;
+  stream?: string;
+  aux?: unknown;
+  errorDetail?: { code?: number; message: string };
+  error?: string;
+}
+
+export type ProgressFn = (msg: ProgressMessage) => void;
+
+export interface RegistryService {
+  /**
+   * Pull `ref` (`busybox`, `busybox:1`, `127.0.0.1:5000/x@sha256:…`; short names are docker.io/library/) into the
+   * image store, reporting dockerd's progress lines. Throws a DockerError (404 manifest unknown, 401, 500 …) on
+   * failure and leaves nothing half-written. Nothing is reported before the manifest is found, so a caller that
+   * starts its stream at the first message can still answer an early failure with an HTTP status; after that,
+   * the caller writes `{errorDetail: {message}, error: message}` (`progressError` in registry/).
+   */
+  pull(ref: string, auth: RegistryAuth | undefined, progress: ProgressFn, signal?: AbortSignal): Promise<ImageRecord>;
+  /** Push a local image (`name[:tag]`); same error rules as pull. */
+  push(ref: string, auth: RegistryAuth | undefined, progress: ProgressFn, signal?: AbortSignal): Promise<void>;
+  /**
+   * Check credentials against `server` (GET /v2/ with basic auth, following the token dance). Resolves with
+   * dockerd's /auth answer fields; throws DockerError(401, the registry's message) when they are wrong.
+   */
+  login(server: string, username: string, password: string): Promise<{ Status: string; IdentityToken?: string }>;
+}
+
 // ---------------------------------------------------------------------------------------------- the daemon
 
 export interface DaemonConfig {
@@ -177,4 +223,6 @@ export interface Daemon {
   containers: ContainerService;
   /** The supervisor's gRPC clients (see vm-agent/daemon/supervisor.ts). */
   supervisor: unknown;
+  /** Pull, push, login (registry/); optional so modules can be built without it. */
+  registry?: RegistryService;
 }
