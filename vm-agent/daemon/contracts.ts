@@ -2,6 +2,7 @@
 // others only through these types, so they can be built and tested apart.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { SupervisorClient } from './supervisor.js';
 
 // ---------------------------------------------------------------------------------------------- errors
 
@@ -222,7 +223,7 @@ export interface Daemon {
   images: ImageService;
   containers: ContainerService;
   /** The supervisor's gRPC clients (see vm-agent/daemon/supervisor.ts). */
-  supervisor: unknown;
+  supervisor: SupervisorClient;
   /** Pull, push, login (registry/); optional so modules can be built without it. */
   registry?: RegistryService;
 }
