@@ -6,6 +6,10 @@
 #include <cstring>
 #include <string>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
 
 namespace {
 
@@ -48,9 +52,50 @@ Napi::Value Umount(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// mknod(path, mode, major, minor): mode includes the file type (S_IFCHR, S_IFBLK, S_IFIFO).
+Napi::Value Mknod(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "mknod(path, mode, major?, minor?)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  mode_t mode = static_cast<mode_t>(info[1].As<Napi::Number>().Uint32Value());
+  unsigned int major = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
+  unsigned int minor = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+  if (::mknod(path.c_str(), mode, makedev(major, minor)) != 0) {
+    ErrnoError(env, "mknod", path, errno).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+// lsetxattr(path, name, value): never follows a symlink at path.
+Napi::Value Setxattr(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !(info[2].IsString() || info[2].IsBuffer())) {
+    Napi::TypeError::New(env, "setxattr(path, name, value: string | Buffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::string value;
+  if (info[2].IsBuffer()) {
+    Napi::Buffer<char> b = info[2].As<Napi::Buffer<char>>();
+    value.assign(b.Data(), b.Length());
+  } else {
+    value = info[2].As<Napi::String>().Utf8Value();
+  }
+  if (::lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) != 0) {
+    ErrnoError(env, "lsetxattr", path, errno).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount", Napi::Function::New(env, Umount));
+  exports.Set("mknod", Napi::Function::New(env, Mknod));
+  exports.Set("setxattr", Napi::Function::New(env, Setxattr));
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("MS_RDONLY", static_cast<double>(MS_RDONLY));
   flags.Set("MS_BIND", static_cast<double>(MS_BIND));
