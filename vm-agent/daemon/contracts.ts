@@ -114,6 +114,72 @@ export interface PreparedRootfs {
   lowerDirs: string[];
 }
 
+/** Writes one blob: bytes are hashed as they are written; commit verifies the digest (and size) and stores it. */
+export interface BlobWriter {
+  write(chunk: Buffer | Uint8Array): Promise<void>;
+  /** Bytes written so far. */
+  readonly written: number;
+  /** Verify against the expected digest/size (if given), fsync, move into the store. A mismatch throws and keeps nothing. */
+  commit(): Promise<{ digest: string; size: number }>;
+  /** Drop what was written (safe to call after a failed commit). */
+  abort(): Promise<void>;
+}
+
+/** The content store: verified blobs by digest (`sha256:<hex>` only). Written by images/ and registry/. */
+export interface ContentStore {
+  has(digest: string): Promise<boolean>;
+  size(digest: string): Promise<number | undefined>;
+  /** The blob's file (read only; never write to it). */
+  path(digest: string): string;
+  read(digest: string): import('node:stream').Readable;
+  /** A small blob (manifest, config) in memory. */
+  readBuffer(digest: string, max?: number): Promise<Buffer>;
+  writer(expected?: { digest?: string; size?: number }): Promise<BlobWriter>;
+  /** Write a whole blob; verified as writer() does. */
+  put(
+    data: Buffer | AsyncIterable<Buffer | Uint8Array>,
+    expected?: { digest?: string; size?: number },
+  ): Promise<{ digest: string; size: number }>;
+}
+
+/** A layer as a manifest lists it (the blob must be in the content store). */
+export interface LayerDescriptor {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+/** What the registry module needs of the image store, beyond ImageService. */
+export interface ImageStore {
+  content: ContentStore;
+  /**
+   * Record an image whose config and layer blobs are in the content store: unpacks the layers into snapshots
+   * (shared, verified against the config's diff_ids, hostile input refused), records the image, tags `tag`
+   * (e.g. "docker.io/library/busybox:latest", moved from any other image) and adds `repoDigest`
+   * ("docker.io/library/busybox@sha256:<manifest digest>"). The manifest blob, when given, is kept for push.
+   * Emits no event (the caller emits "pull").
+   */
+  commitImage(opts: {
+    config: string;
+    layers: LayerDescriptor[];
+    manifest?: { digest: string; mediaType: string };
+    tag?: string;
+    repoDigest?: string;
+    progress?: ProgressFn;
+  }): Promise<ImageRecord>;
+  /** For push: the image's config digest, layers and manifest (made now when the image has none stored). */
+  manifestOf(
+    ref: string,
+  ): Promise<
+    | { image: ImageRecord; config: { digest: string; size: number; mediaType: string }; layers: LayerDescriptor[] }
+    | undefined
+  >;
+  /** Add a reference to an image (name normalised; the tag moves from any other image). */
+  tag(imageId: string, ref: string): Promise<void>;
+  /** Normalise a reference: "busybox" → "docker.io/library/busybox:latest"; digests kept. Throws 400 on bad input. */
+  normalize(ref: string): string;
+}
+
 export interface ImageService {
   /** By name[:tag], name@digest, full or short id; undefined when unknown. Short names are docker.io/library/. */
   resolve(ref: string): Promise<ImageRecord | undefined>;
@@ -125,6 +191,8 @@ export interface ImageService {
   setInUse(isInUse: (imageId: string) => boolean): void;
   /** For /system/df. */
   diskUsage(): Promise<{ images: unknown[]; layersSize: number }>;
+  /** The store beneath (content store, commit of pulled images): for registry/. */
+  store?: ImageStore;
 }
 
 // ---------------------------------------------------------------------------------------------- containers
