@@ -9,7 +9,10 @@ import { build } from 'esbuild';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** [source entry, output name in dist/bin] */
-const entries = [['vm-agent/supervisor/main.ts', 'skiff-supervisor']];
+const entries = [
+  ['vm-agent/supervisor/main.ts', 'skiff-supervisor'],
+  ['vm-agent/daemon/main.ts', 'skiffd'],
+];
 
 // The bundles are ESM; bundled CommonJS dependencies (grpc-js) call require() for Node's built-ins.
 const banner = [

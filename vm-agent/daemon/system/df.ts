@@ -1,6 +1,13 @@
 // GET /system/df: images from the ImageService (with how many containers use each), containers as list
 // summaries; no volumes or build cache yet.
-import type { ContainerRecordView, Daemon } from '../contracts.js';
+import { DockerError, type ContainerRecordView, type Daemon } from '../contracts.js';
+
+/** A module not written yet (501) counts as empty here. */
+const unlessMissing = <T>(p: Promise<T>, empty: T): Promise<T> =>
+  p.catch((err: unknown) => {
+    if (err instanceof DockerError && err.status === 501) return empty;
+    throw err;
+  });
 
 function containerSummary(c: ContainerRecordView): Record<string, unknown> {
   const cfg = c.config as { Cmd?: string[] | null; Entrypoint?: string[] | null; Labels?: Record<string, string> };
@@ -25,7 +32,10 @@ function containerSummary(c: ContainerRecordView): Record<string, unknown> {
 }
 
 export async function diskUsageBody(daemon: Daemon): Promise<Record<string, unknown>> {
-  const [du, containers] = await Promise.all([daemon.images.diskUsage(), daemon.containers.list()]);
+  const [du, containers] = await Promise.all([
+    unlessMissing(daemon.images.diskUsage(), { images: [], layersSize: 0 }),
+    unlessMissing(daemon.containers.list(), []),
+  ]);
   const users = new Map<string, number>();
   for (const c of containers) users.set(c.imageId, (users.get(c.imageId) ?? 0) + 1);
   const images = du.images.map((img) => {
