@@ -273,6 +273,16 @@ export interface RegistryService {
   login(server: string, username: string, password: string): Promise<{ Status: string; IdentityToken?: string }>;
 }
 
+// ---------------------------------------------------------------------------------------------- execs
+
+/** What other modules need of the exec instances (kept in memory per container, as dockerd). */
+export interface ExecRegistry {
+  /** The container's exec ids (inspect's `ExecIDs`; null there when empty, as Docker). */
+  idsOf(containerId: string): string[];
+  /** Forget a removed container's execs. */
+  forget(containerId: string): void;
+}
+
 // ---------------------------------------------------------------------------------------------- the daemon
 
 export interface DaemonConfig {
@@ -294,4 +304,6 @@ export interface Daemon {
   supervisor: SupervisorClient;
   /** Pull, push, login (registry/); optional so modules can be built without it. */
   registry?: RegistryService;
+  /** Exec instances (containers/exec.ts; set by the streams module's register): inspect's ExecIDs. */
+  execs?: ExecRegistry;
 }
