@@ -283,6 +283,17 @@ export interface ExecRegistry {
   forget(containerId: string): void;
 }
 
+/** Calls the container life cycle makes into the streams module (attach). */
+export interface StreamHooks {
+  /**
+   * ContainerService's start calls `await daemon.streams?.beforeStart(id)` after Tasks.Create and before
+   * Tasks.Start (each start and restart): attachers that came before the task existed (`docker run` attaches
+   * before it starts) connect to it now, and those connecting are made sure of, so no output is missed. Bounded
+   * in time; never throws.
+   */
+  beforeStart(containerId: string): Promise<void>;
+}
+
 // ---------------------------------------------------------------------------------------------- the daemon
 
 export interface DaemonConfig {
@@ -306,4 +317,6 @@ export interface Daemon {
   registry?: RegistryService;
   /** Exec instances (containers/exec.ts; set by the streams module's register): inspect's ExecIDs. */
   execs?: ExecRegistry;
+  /** Set by the streams module's register: what the container life cycle must call (StreamHooks). */
+  streams?: StreamHooks;
 }
