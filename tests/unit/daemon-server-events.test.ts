@@ -91,7 +91,7 @@ describe('GET /events', () => {
     socket = join(dir, 'docker.sock');
     const router = new HttpRouter();
     const config = { version: { api: '1.50', minApi: '1.24', engine: '28.2.2' }, dataRoot: dir } as Daemon['config'];
-    register(router, { config, events: bus } as Daemon);
+    register(router, { config, events: bus } as unknown as Daemon);
     api = await startApiServer({ socket, router, version: config.version });
   });
 
