@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../native/helpers.js';
-import { DaemonHarness, SKIFFD, startDaemon } from './daemon-harness.js';
+import { busyboxArchive, DaemonHarness, run, SKIFFD, startDaemon } from './daemon-harness.js';
 
 let d: DaemonHarness;
 
@@ -178,5 +178,113 @@ describe('login', () => {
     const r = await d.docker(['login', '-u', 'nobody', '--password-stdin', '127.0.0.1:1'], { input: 'wrong\n' });
     expect(r.code).not.toBe(0);
     expect(r.stdout).not.toMatch(/Login Succeeded/);
+  });
+});
+
+describe('events', () => {
+  it('docker events --since/--until with a filter replays what happened', async (ctx) => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const load = await d.docker(['load', '-i', busyboxArchive('skiff.test/events:one')]);
+    if (load.code !== 0 && /not implemented/.test(load.stderr)) return ctx.skip();
+    expect(load.code, load.stderr).toBe(0);
+    expect((await d.docker(['tag', 'skiff.test/events:one', 'skiff.test/events:two'])).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1100));
+    const until = Math.floor(Date.now() / 1000);
+    const fmt = '{{.Type}} {{.Action}} {{index .Actor.Attributes "name"}}';
+    const all = await d.docker(['events', '--since', String(since), '--until', String(until), '--format', fmt]);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout).toMatch(/^image load /m);
+    expect(all.stdout).toMatch(/^image tag skiff\.test\/events:two$/m);
+    const tags = await d.docker([
+      'events',
+      '--since',
+      String(since),
+      '--until',
+      String(until),
+      '--filter',
+      'event=tag',
+      '--format',
+      fmt,
+    ]);
+    expect(tags.stdout.trim().split('\n')).toEqual(['image tag skiff.test/events:two']);
+    const none = await d.docker(['events', '--since', String(since), '--until', String(until), '-f', 'type=volume']);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe('');
+  });
+
+  it('docker events follows live events until --until', async (ctx) => {
+    const until = Math.floor(Date.now() / 1000) + 3;
+    const watching = d.docker([
+      'events',
+      '--until',
+      String(until),
+      '--filter',
+      'type=image',
+      '--format',
+      '{{.Action}}',
+    ]);
+    await new Promise((r) => setTimeout(r, 500));
+    const tag = await d.docker(['tag', 'skiff.test/events:one', 'skiff.test/events:three']);
+    if (tag.code !== 0 && /not implemented|No such image/.test(tag.stderr)) return ctx.skip();
+    const r = await watching;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n')).toContain('tag');
+  });
+});
+
+describe('the daemon process', () => {
+  it('kill -9 leaves the supervisor running; the next skiffd uses it', async () => {
+    const [sup] = d.supervisorPids();
+    await d.killDaemon('SIGKILL');
+    expect(d.supervisorPids()).toEqual([sup]);
+    await d.startDaemon();
+    expect(d.supervisorPids()).toEqual([sup]);
+    expect((await d.docker(['version', '--format', '{{.Server.APIVersion}}'])).stdout.trim()).toBe('1.50');
+  });
+
+  it('SIGTERM: exits 0, removes its socket and pid file, the supervisor goes on', async () => {
+    const [sup] = d.supervisorPids();
+    const proc = d.proc!;
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(existsSync(d.socket)).toBe(false);
+    expect(existsSync(d.pidFile)).toBe(false);
+    expect(d.supervisorPids()).toEqual([sup]);
+    await d.startDaemon();
+  });
+
+  it('refuses to start while a live skiffd holds the pid file', async () => {
+    const r = await run('nsenter', [
+      '-t',
+      String(d.nsPid),
+      '-m',
+      '-n',
+      '--',
+      SKIFFD,
+      '-H',
+      `unix://${d.socket}.2`,
+      '--data-root',
+      d.dataRoot,
+      '--exec-root',
+      d.execRoot,
+      '--supervisor',
+      d.supervisorSocket,
+      '--pidfile',
+      d.pidFile,
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/pid file found/);
+    expect((await d.docker(['version', '--format', '{{.Server.APIVersion}}'])).stdout.trim()).toBe('1.50');
+  });
+
+  it('--live-restore=false is accepted and reported', async () => {
+    const other = await startDaemon({ args: ['--live-restore=false'] });
+    try {
+      const r = await other.docker(['info', '--format', '{{.LiveRestoreEnabled}}']);
+      expect(r.stdout.trim()).toBe('false');
+    } finally {
+      await other.stop();
+    }
   });
 });
