@@ -73,8 +73,6 @@ async function* uncompressed(
   stats: { compressed: number; uncompressed: number },
 ): AsyncGenerator<Buffer> {
   const kind = detectCompression(await readHead(path));
-  const src: Readable = createReadStream(path, { highWaterMark: 1 << 20 });
-  let out: Readable = src;
   let z: (Readable & { destroy(e?: Error): void }) | undefined;
   if (kind === 'gzip') z = zlib.createGunzip({ chunkSize: 256 << 10 });
   else if (kind === 'zstd') {
@@ -83,6 +81,8 @@ async function* uncompressed(
     if (!mk) throw new LayerError(`zstd-compressed layers are unsupported (Node ${process.version} has no zstd)`);
     z = mk();
   } else if (kind !== 'none') throw new LayerError(`${kind}-compressed layers are unsupported`);
+  const src: Readable = createReadStream(path, { highWaterMark: 1 << 20 });
+  let out: Readable = src;
   src.on('data', (c: Buffer) => {
     stats.compressed += c.length;
   });
