@@ -83,7 +83,11 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   });
   server.timeout = 0;
 
+  // Hijacked connections are no longer the HTTP server's: kept here so close() can cut them.
+  const upgraded = new Set<Duplex>();
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket as never);
@@ -114,7 +118,10 @@ export function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
             server.close(() => done());
             server.closeIdleConnections();
             // Streams (events, logs -f, attach) would hold close() forever: cut them after a moment.
-            setTimeout(() => server.closeAllConnections(), 1000).unref();
+            setTimeout(() => {
+              server.closeAllConnections();
+              for (const s of upgraded) s.destroy();
+            }, 1000).unref();
             try {
               unlinkSync(opts.socket);
             } catch {

@@ -1,16 +1,27 @@
 // GET /version and the /_ping answers.
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { DaemonConfig, RequestContext } from '../contracts.js';
 import { goArch, hostFacts } from './host.js';
 
 /** Skiff's own version (package.json), shown as a component beside the Docker-compatible engine version. */
 export const SKIFF_VERSION = '0.1.0';
 
+/** When this program was built: the bundle's modification time (what `docker version` prints as Built). */
+function buildTime(): string {
+  try {
+    return statSync(fileURLToPath(import.meta.url)).mtime.toISOString();
+  } catch {
+    return '';
+  }
+}
+
 export function versionBody(config: DaemonConfig): Record<string, unknown> {
   const h = hostFacts();
   const common = {
     ApiVersion: config.version.api,
     Arch: goArch(),
-    BuildTime: '',
+    BuildTime: buildTime(),
     Experimental: 'false',
     GitCommit: 'skiff',
     GoVersion: `node${process.versions.node}`,
@@ -34,7 +45,7 @@ export function versionBody(config: DaemonConfig): Record<string, unknown> {
     Os: 'linux',
     Arch: goArch(),
     KernelVersion: h.kernelVersion,
-    BuildTime: '',
+    BuildTime: common.BuildTime,
   };
 }
 
