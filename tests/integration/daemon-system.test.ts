@@ -212,6 +212,22 @@ describe('events', () => {
     expect(none.stdout).toBe('');
   });
 
+  it('dockerode reads the same events (unversioned path, map-form filters)', async (ctx) => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const tag = await d.docker(['tag', 'skiff.test/events:one', 'skiff.test/events:dockerode']);
+    if (tag.code !== 0) return ctx.skip();
+    const until = Math.floor(Date.now() / 1000) + 1;
+    const stream = await d.dockerode.getEvents({ since, until, filters: { event: ['tag'] } });
+    let text = '';
+    for await (const c of stream as AsyncIterable<Buffer>) text += c.toString();
+    const events = text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l));
+    expect(events.map((e) => e.Actor.Attributes.name)).toContain('skiff.test/events:dockerode');
+    expect(events.every((e) => e.Action === 'tag' && e.scope === 'local' && e.timeNano > 0)).toBe(true);
+  });
+
   it('docker events follows live events until --until', async (ctx) => {
     const until = Math.floor(Date.now() / 1000) + 3;
     const watching = d.docker([
