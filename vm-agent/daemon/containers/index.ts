@@ -73,7 +73,7 @@ export const register: RegisterRoutes = (router, daemon) => {
 
   router.add('GET', '/containers/{id}/json', async (ctx) => {
     const rec = svc(daemon).store.get(ctx.params.id!);
-    ctx.send(inspectView(rec, ctx.bool('size') ? sizes(rec) : undefined));
+    ctx.send(inspectView(rec, ctx.bool('size') ? sizes(rec) : undefined, daemon.execs?.idsOf(rec.id) ?? []));
   });
 
   router.add('POST', '/containers/{id}/start', async (ctx) => {

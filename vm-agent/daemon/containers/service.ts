@@ -354,6 +354,7 @@ export class Containers implements ContainerService {
         },
       });
       await this.sup.tasks.create(id, !!rec.config.OpenStdin);
+      await this.daemon.streams?.beforeStart(id).catch(() => undefined);
       const { pid } = await this.sup.tasks.start(id);
       rec.state = {
         ...rec.state,
@@ -722,6 +723,7 @@ export class Containers implements ContainerService {
         throw serverError(`unable to remove filesystem for ${cur.id}: ${errorMessage(err)}`);
       }
       this.store.remove(cur.id);
+      this.daemon.execs?.forget(cur.id);
       this.emit(cur, 'destroy');
       this.notify('removed', cur);
     });

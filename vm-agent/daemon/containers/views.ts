@@ -47,7 +47,11 @@ function networksView(rec: ContainerRecord): Json {
   return { [mode]: endpoint() };
 }
 
-export function inspectView(rec: ContainerRecord, sizes?: { rw: number; rootFs: number }): Json {
+export function inspectView(
+  rec: ContainerRecord,
+  sizes?: { rw: number; rootFs: number },
+  execIds: string[] = [],
+): Json {
   const s = rec.state;
   const active = s.status === 'running' || s.status === 'paused' || s.status === 'restarting';
   const state: Json = {
@@ -82,7 +86,7 @@ export function inspectView(rec: ContainerRecord, sizes?: { rw: number; rootFs: 
     MountLabel: '',
     ProcessLabel: '',
     AppArmorProfile: '',
-    ExecIDs: null,
+    ExecIDs: execIds.length > 0 ? execIds : null,
     HostConfig: rec.hostConfig,
     GraphDriver: {
       Name: 'overlay2',
