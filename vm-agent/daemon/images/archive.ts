@@ -82,6 +82,7 @@ export async function loadArchive(images: Images, body: AsyncIterable<Buffer>): 
       files.set(name, f);
     }
   } catch (err) {
+    await images.gc(written);
     if ((err as Error).name === 'TarError') throw badRequest(`invalid archive: ${(err as Error).message}`);
     throw err;
   }
@@ -104,6 +105,7 @@ export async function loadArchive(images: Images, body: AsyncIterable<Buffer>): 
 
   const loaded: LoadedImage[] = [];
   const used = new Set<string>();
+  let failed = true;
   try {
     if (files.has('manifest.json')) {
       const manifest = json<Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>>(
@@ -185,9 +187,11 @@ export async function loadArchive(images: Images, body: AsyncIterable<Buffer>): 
     } else {
       throw badRequest('invalid archive: no manifest.json or index.json (not a docker save or OCI layout tar)');
     }
+    failed = false;
   } finally {
-    // what the archive held that no image uses (repositories, legacy json files, ...)
-    const drop = [...written].filter((d) => !used.has(d));
+    // what the archive held that no image uses (repositories, legacy json files, ...; everything on failure:
+    // gc keeps what a recorded image references)
+    const drop = [...written].filter((d) => failed || !used.has(d));
     await images.gc(new Set(drop));
   }
   return loaded;

@@ -79,6 +79,14 @@ function globToRe(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
+/** A reference filter (glob) against a stored reference: its familiar or full form, with or without the tag. */
+function refMatch(pattern: string, ref: string): boolean {
+  const re = globToRe(pattern);
+  const fam = familiar(ref);
+  const repo = repoOf(ref);
+  return re.test(fam) || re.test(ref) || re.test(familiar(repo)) || re.test(repo);
+}
+
 function labelMatch(labels: Record<string, string>, want: string[]): boolean {
   return want.every((w) => {
     const eq = w.indexOf('=');
@@ -144,15 +152,7 @@ async function filtered(images: Images, f: Filters): Promise<StoredImage[]> {
     if (labels.length && !labelMatch((await images.config(s.id)).config?.Labels ?? {}, labels)) continue;
     if (refs.length) {
       const names = [...tags, ...s.repoDigests];
-      const ok = refs.some((r) => {
-        const re = globToRe(r);
-        return names.some((n) => {
-          const fam = familiar(n);
-          const repo = repoOf(n);
-          return re.test(fam) || re.test(n) || re.test(familiar(repo)) || re.test(repo);
-        });
-      });
-      if (!ok) continue;
+      if (!refs.some((r) => names.some((n) => refMatch(r, n)))) continue;
     }
     out.push(s);
   }
@@ -303,24 +303,33 @@ async function removeImage(
 
 // ---------------------------------------------------------------------------------------------- routes
 
-async function drain(ctx: RequestContext): Promise<void> {
-  if (ctx.req.readableEnded) return;
-  ctx.req.resume();
-  await new Promise<void>((resolve) => {
-    ctx.req.once('end', resolve);
-    ctx.req.once('error', () => resolve());
-    ctx.req.once('close', resolve);
-  });
+/**
+ * The request body as chunks, through an iterator whose early end does not destroy the request (so that an error
+ * can still be answered), and a drain() that reads what the client still sends before that answer.
+ */
+function body(ctx: RequestContext): { chunks: AsyncIterable<Buffer>; drain(): Promise<void> } {
+  const it = (ctx.req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  return {
+    chunks: { [Symbol.asyncIterator]: () => ({ next: () => it.next() }) },
+    async drain() {
+      try {
+        for (;;) if ((await it.next()).done) return;
+      } catch {
+        /* the client went */
+      }
+    },
+  };
 }
 
 export const register: RegisterRoutes = (router, daemon) => {
   router.add('POST', '/images/load', async (ctx) => {
     const images = store(daemon);
     let loaded;
+    const b = body(ctx);
     try {
-      loaded = await loadArchive(images, ctx.req as AsyncIterable<Buffer>);
+      loaded = await loadArchive(images, b.chunks);
     } catch (err) {
-      await drain(ctx);
+      await b.drain();
       throw asDockerError(err);
     }
     const s = ctx.stream();
@@ -410,8 +419,9 @@ export const register: RegisterRoutes = (router, daemon) => {
       return;
     }
     if (fromSrc !== null) {
+      const b = body(ctx);
       if (fromSrc !== '-') {
-        await drain(ctx);
+        await b.drain();
         throw badRequest(
           `importing from a URL (${fromSrc}) is not supported: Skiff has no internet access; send the tar as the body (fromSrc=-)`,
         );
@@ -423,14 +433,14 @@ export const register: RegisterRoutes = (router, daemon) => {
         const repo = ctx.query.get('repo') ?? '';
         const t = ctx.query.get('tag') ?? '';
         if (repo) tag = images.normalize(t ? `${repo}:${t}` : repo);
-        id = await importRootfs(images, ctx.req as AsyncIterable<Buffer>, {
+        id = await importRootfs(images, b.chunks, {
           tag,
           message: ctx.query.get('message') ?? '',
           changes: ctx.query.getAll('changes'),
           platform: ctx.query.get('platform') ?? '',
         });
       } catch (err) {
-        await drain(ctx);
+        await b.drain();
         throw asDockerError(err);
       }
       const s = ctx.stream();
@@ -471,7 +481,17 @@ export const register: RegisterRoutes = (router, daemon) => {
     if (legacy) f.set('reference', [...(f.get('reference') ?? []), legacy]);
     const list = await filtered(images, f);
     const out: Array<Record<string, unknown>> = [];
-    for (const s of list) out.push(await images.summary(s, ctx.apiVersion));
+    const refs = f.get('reference') ?? [];
+    for (const s of list) {
+      const sum = await images.summary(s, ctx.apiVersion);
+      if (refs.length) {
+        // as dockerd: only the tags and digests that match the reference filter
+        const match = (n: string): boolean => refs.some((r) => refMatch(r, n));
+        sum.RepoTags = (sum.RepoTags as string[]).filter(match);
+        sum.RepoDigests = (sum.RepoDigests as string[]).filter(match);
+      }
+      out.push(sum);
+    }
     out.sort((a, b) => (b.Created as number) - (a.Created as number));
     ctx.send(out);
   });
