@@ -222,9 +222,12 @@ describe('exec', () => {
     expect(top).toMatch(/sleep 1000/);
     const st = await ok(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}} {{.PIDs}}', 'ex']);
     expect(st).toMatch(/^ex \S+ \/ \S+ 1\n$/);
-    const one = (await d.dockerode
-      .getContainer(id)
-      .stats({ stream: false, 'one-shot': true } as never)) as unknown as Record<string, any>;
+    const one = (await d.dockerode.getContainer(id).stats({ stream: false, 'one-shot': true } as never)) as unknown as {
+      id: string;
+      cpu_stats: { cpu_usage: { total_usage: number } };
+      memory_stats: { usage: number };
+      pids_stats: { current: number };
+    };
     expect(one.id).toBe(id);
     expect(one.cpu_stats.cpu_usage.total_usage).toBeGreaterThan(0);
     expect(one.memory_stats.usage).toBeGreaterThan(0);
