@@ -273,6 +273,15 @@ describe('attach', () => {
     await c.remove();
   });
 
+  it('docker attach to a tty container: input, then ctrl-p ctrl-q detaches and leaves it running', async () => {
+    const id = (await ok(['run', '-dit', 'busybox', 'sh'])).trim();
+    const r = await underPty(['attach', id], [{ send: 'echo in-$((2+3))\r' }, { wait: 'in-5', send: '\x10\x11' }]);
+    expect(r.out).toContain('in-5');
+    expect(r.out).toMatch(/read escape sequence/);
+    expect((await ok(['inspect', '-f', '{{.State.Running}}', id])).trim()).toBe('true');
+    await ok(['rm', '-f', id]);
+  });
+
   it('wait sends its headers at once', async () => {
     const id = (await ok(['create', 'busybox', 'sh', '-c', 'exit 9'])).trim();
     const got = await new Promise<{ status: number; body: Promise<string> }>((resolve, reject) => {
@@ -381,6 +390,15 @@ describe('cp, export, diff', () => {
     expect(status.status).toBe(400);
     expect(status.body).toMatch(/leads out/);
     expect(existsSync('/tmp/skiff-escape')).toBe(false);
+  });
+
+  it('docker cp out of an exited container', async () => {
+    const x = (await ok(['run', '-d', 'busybox', 'sh', '-c', 'echo gone > /left'])).trim();
+    await ok(['wait', x]);
+    await ok(['cp', `${x}:/left`, join(work, 'left')]);
+    expect(readFileSync(join(work, 'left'), 'utf8')).toBe('gone\n');
+    expect(await ok(['diff', x])).toMatch(/^A \/left$/m);
+    await ok(['rm', x]);
   });
 
   it('docker export | tar t and docker diff', async () => {
