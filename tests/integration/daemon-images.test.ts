@@ -286,6 +286,37 @@ describe('tag, filters, rmi, prune, import', () => {
   });
 });
 
+describe('containers see the overlay of the snapshots', () => {
+  it('whiteouts hide lower files, opaque dirs hide lower dirs, writes go to the container layer', async () => {
+    // busybox's layer, then one that deletes /etc/group, adds /data/new and makes /data opaque over /data/old
+    const base = spawnSync('tar', ['-C', busyboxRootfs(), '--exclude=./.complete', '-cf', '-', '.'], {
+      maxBuffer: 1 << 30,
+    }).stdout;
+    const l2 = mkTar([
+      { name: 'data/', type: '5' },
+      { name: 'data/old', data: 'old' },
+      { name: 'etc/marker', data: 'm' },
+    ]);
+    const l3 = mkTar([{ name: 'etc/.wh.marker' }, { name: 'data/.wh..wh..opq' }, { name: 'data/new', data: 'new' }]);
+    await ok(['load', '-i', mkArchive('layered.tar', 'layered:1', [base, l2, l3])]);
+    const r = await d.docker([
+      'run',
+      '--rm',
+      'layered:1',
+      'sh',
+      '-c',
+      'ls /data; test -e /etc/marker && echo marker; echo x > /etc/written; cat /etc/written',
+    ]);
+    expect(r.code, r.stderr + d.log(30)).toBe(0);
+    expect(r.stdout).toBe('new\nx\n');
+    // the snapshots are untouched by the container's write
+    const [img] = JSON.parse(await ok(['image', 'inspect', 'layered:1'])) as Inspect[];
+    expect(existsSync(join(img!.GraphDriver.Data.UpperDir, 'etc', 'written'))).toBe(false);
+    await ok(['rmi', 'layered:1']);
+    expect(readdirSync(join(d.dataRoot, 'containers-rw'))).toEqual([]);
+  });
+});
+
 describe('events, search', () => {
   it('image events: load, tag, untag, delete, save, import', async () => {
     const since = (Date.now() / 1000).toFixed(3);
