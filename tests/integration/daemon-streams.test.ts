@@ -392,6 +392,17 @@ describe('cp, export, diff', () => {
     expect(existsSync('/tmp/skiff-escape')).toBe(false);
   });
 
+  it('docker cp into a created container, then start it', async () => {
+    const x = (await ok(['create', 'busybox', 'cat', '/conf/app.conf'])).trim();
+    mkdirSync(join(work, 'conf'));
+    writeFileSync(join(work, 'conf/app.conf'), 'configured\n');
+    await ok(['cp', join(work, 'conf'), `${x}:/`]);
+    await ok(['start', x]);
+    await ok(['wait', x]);
+    expect(await ok(['logs', x])).toBe('configured\n');
+    await ok(['rm', x]);
+  });
+
   it('docker cp out of an exited container', async () => {
     const x = (await ok(['run', '-d', 'busybox', 'sh', '-c', 'echo gone > /left'])).trim();
     await ok(['wait', x]);

@@ -206,6 +206,8 @@ export interface ContainerRecordView {
   config: Record<string, unknown>; // Docker's Config (merged with the image's)
   hostConfig: Record<string, unknown>;
   logPath: string;
+  /** The container's image rootfs (overlay mounts, writable layer): `docker cp` into a never-started container. */
+  rootfs?: PreparedRootfs;
   state: {
     status: 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
     pid: number;

@@ -5,6 +5,7 @@
 // out, no device nodes, nothing written through a symlink.
 import { constants as fsc, type Stats } from 'node:fs';
 import {
+  mkdtemp,
   lchown,
   link,
   lstat,
@@ -19,6 +20,7 @@ import {
   utimes,
 } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { execFile } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { errorMessage, logger } from '../../common/log.js';
 import {
@@ -404,10 +406,16 @@ export async function extractTar(
 interface RootView {
   /** Host directory that is the container's "/". */
   root: string;
-  /** The writable layer, when known (changes). */
-  upperDir?: string;
-  lowerDirs: string[];
+  /** Undo what was done to make `root` (a temporary mount). */
+  release: () => Promise<void>;
 }
+
+const run = (cmd: string, args: string[]): Promise<void> =>
+  new Promise((res, rej) =>
+    execFile(cmd, args, { timeout: 30_000 }, (err, _o, stderr) =>
+      err ? rej(new Error(`${cmd}: ${(stderr || err.message).trim()}`)) : res(),
+    ),
+  );
 
 async function isMountedDir(dir: string): Promise<boolean> {
   try {
@@ -418,26 +426,44 @@ async function isMountedDir(dir: string): Promise<boolean> {
   }
 }
 
-/** The container's filesystem: /proc/<pid>/root when running (and `live`), else the supervisor's bundle rootfs. */
+/**
+ * The container's filesystem: /proc/<pid>/root when running (and `live`), else the rootfs the supervisor mounted
+ * in its bundle, else (never started) its image rootfs mounted for the time of the call.
+ */
 async function rootOf(daemon: Daemon, c: ContainerRecordView, live: boolean): Promise<RootView> {
-  const view: RootView = { root: '', lowerDirs: [] };
-  let bundleRoot: string | undefined;
+  const none = async (): Promise<void> => undefined;
+  const running = c.state.status === 'running' || c.state.status === 'paused';
+  if (live && running && c.state.pid > 0) return { root: `/proc/${c.state.pid}/root`, release: none };
   try {
     const got = await daemon.supervisor.containers.get(daemon.containers.taskId(c));
-    for (const m of got.container.rootfs ?? [])
-      for (const o of m.options ?? []) {
-        if (o.startsWith('upperdir=')) view.upperDir = o.slice('upperdir='.length);
-        if (o.startsWith('lowerdir=')) view.lowerDirs = o.slice('lowerdir='.length).split(':').reverse();
-      }
-    if (got.container.bundle) bundleRoot = `${got.container.bundle}/rootfs`;
+    const bundleRoot = got.container.bundle ? `${got.container.bundle}/rootfs` : '';
+    if (bundleRoot && (await isMountedDir(bundleRoot))) return { root: bundleRoot, release: none };
   } catch {
     // not known to the supervisor (never started)
   }
-  const running = c.state.status === 'running' || c.state.status === 'paused';
-  if (live && running && c.state.pid > 0) view.root = `/proc/${c.state.pid}/root`;
-  else if (bundleRoot && (await isMountedDir(bundleRoot))) view.root = bundleRoot;
-  else throw serverError(`the filesystem of container ${c.id} is not mounted (start it once, or copy while it runs)`);
-  return view;
+  const mounts = c.rootfs?.mounts ?? [];
+  if (mounts.length === 0)
+    throw serverError(`the filesystem of container ${c.id} is not mounted (start it once, or copy while it runs)`);
+  const dir = await mkdtemp(posix.join(daemon.config.execRoot, 'archive-'));
+  const done: string[] = [];
+  try {
+    for (const m of mounts) {
+      const args = ['-t', m.type, ...(m.options.length ? ['-o', m.options.join(',')] : []), m.source, dir];
+      await run('mount', args);
+      done.push(dir);
+    }
+  } catch (err) {
+    for (const _ of done) await run('umount', [dir]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    throw serverError(`mounting the filesystem of container ${c.id}: ${errorMessage(err)}`);
+  }
+  return {
+    root: dir,
+    release: async () => {
+      for (const _ of done) await run('umount', [dir]).catch((err: unknown) => log.warn(errorMessage(err)));
+      await rm(dir, { recursive: false, force: true }).catch(() => undefined);
+    },
+  };
 }
 
 function mapFsError(err: unknown, path: string): unknown {
@@ -470,12 +496,14 @@ export async function handleArchiveHead(daemon: Daemon, ctx: RequestContext): Pr
   const c = await daemon.containers.get(ctx.params.id as string);
   const path = ctx.query.get('path');
   if (!path) throw badRequest('Bad parameter: path cannot be empty');
-  const { root } = await rootOf(daemon, c, true);
+  const { root, release } = await rootOf(daemon, c, true);
   let s;
   try {
     s = await statPath(root, path);
   } catch (err) {
     throw mapFsError(err, path);
+  } finally {
+    await release();
   }
   ctx.res.writeHead(200, { 'X-Docker-Container-Path-Stat': statHeader(s.stat), 'Content-Length': '0' });
   ctx.res.end();
@@ -507,13 +535,15 @@ export async function handleArchiveGet(daemon: Daemon, ctx: RequestContext): Pro
   const c = await daemon.containers.get(ctx.params.id as string);
   const path = ctx.query.get('path');
   if (!path) throw badRequest('Bad parameter: path cannot be empty');
-  const { root } = await rootOf(daemon, c, true);
+  const { root, release } = await rootOf(daemon, c, true);
   try {
     const s = await statPath(root, path);
     const base = path.endsWith('/.') || s.cpath === '/' ? '.' : s.stat.name;
     await pipeTar(ctx, tarTree(`${root}${s.cpath}`, base), { 'X-Docker-Container-Path-Stat': statHeader(s.stat) });
   } catch (err) {
     throw mapFsError(err, path);
+  } finally {
+    await release();
   }
 }
 
@@ -521,8 +551,8 @@ export async function handleArchivePut(daemon: Daemon, ctx: RequestContext): Pro
   const c = await daemon.containers.get(ctx.params.id as string);
   const path = ctx.query.get('path');
   if (!path) throw badRequest('Bad parameter: path cannot be empty');
-  const { root } = await rootOf(daemon, c, true);
   if (c.hostConfig.ReadonlyRootfs === true) throw new DockerError(403, 'container rootfs is marked read-only');
+  const { root, release } = await rootOf(daemon, c, true);
   try {
     const dest = await resolveInRoot(root, path, true);
     const st = await lstat(`${root}${dest}`);
@@ -534,6 +564,8 @@ export async function handleArchivePut(daemon: Daemon, ctx: RequestContext): Pro
   } catch (err) {
     ctx.req.resume();
     throw mapFsError(err, path);
+  } finally {
+    await release();
   }
   ctx.res.writeHead(200, { 'Content-Length': '0' });
   ctx.res.end();
@@ -541,8 +573,12 @@ export async function handleArchivePut(daemon: Daemon, ctx: RequestContext): Pro
 
 export async function handleExport(daemon: Daemon, ctx: RequestContext): Promise<void> {
   const c = await daemon.containers.get(ctx.params.id as string);
-  const { root } = await rootOf(daemon, c, false);
-  await pipeTar(ctx, tarTree(root, '.', true), {});
+  const { root, release } = await rootOf(daemon, c, false);
+  try {
+    await pipeTar(ctx, tarTree(root, '.', true), {});
+  } finally {
+    await release();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------- changes
