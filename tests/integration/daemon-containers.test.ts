@@ -326,7 +326,7 @@ describe('ps filters and prune', () => {
     expect(await ids('ancestor=busybox', 'name=fb')).toEqual([b]);
     expect(await ids('before=fc', 'name=^/f[abc]$')).toEqual([b, a]);
     expect(await ids('since=fa', 'name=^/f[abc]$')).toEqual([c, b]);
-    const running = (await docker('ps', '-q', '--no-trunc', '--filter', 'name=^/f')).split('\n').filter(Boolean);
+    const running = (await docker('ps', '-q', '--no-trunc', '--filter', 'name=^/f[abc]$')).split('\n').filter(Boolean);
     expect(running).toEqual([b]);
     expect((await docker('ps', '-a', '-q', '-n', '1', '--no-trunc')).split('\n')).toHaveLength(1);
     const bad = await d.docker(['ps', '--filter', 'status=sleepy']);
