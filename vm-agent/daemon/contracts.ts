@@ -140,6 +140,8 @@ export interface ContentStore {
     data: Buffer | AsyncIterable<Buffer | Uint8Array>,
     expected?: { digest?: string; size?: number },
   ): Promise<{ digest: string; size: number }>;
+  /** Remove a blob (only one this caller wrote and nothing recorded uses: images/ collects the rest itself). */
+  delete?(digest: string): Promise<void>;
 }
 
 /** A layer as a manifest lists it (the blob must be in the content store). */
@@ -168,10 +170,14 @@ export interface ImageStore {
     progress?: ProgressFn;
   }): Promise<ImageRecord>;
   /** For push: the image's config digest, layers and manifest (made now when the image has none stored). */
-  manifestOf(
-    ref: string,
-  ): Promise<
-    | { image: ImageRecord; config: { digest: string; size: number; mediaType: string }; layers: LayerDescriptor[] }
+  manifestOf(ref: string): Promise<
+    | {
+        image: ImageRecord;
+        config: { digest: string; size: number; mediaType: string };
+        layers: LayerDescriptor[];
+        /** The manifest it was pulled or loaded with (a blob in the content store), when there was one. */
+        manifest?: { digest: string; mediaType: string };
+      }
     | undefined
   >;
   /** Add a reference to an image (name normalised; the tag moves from any other image). */

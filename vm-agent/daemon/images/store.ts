@@ -108,6 +108,8 @@ export class Images implements ImageService, ImageStore {
   private readonly dbPath: string;
   private readonly configs = new Map<string, ImageConfigJson>();
   private readonly unpacking = new Map<string, Promise<SnapshotMeta>>();
+  /** Chains of commits in progress (gc keeps them: the image is recorded only once every layer is unpacked). */
+  private readonly pinned = new Map<string, number>();
   private inUse: (imageId: string) => boolean = () => false;
   private dbLock: Promise<unknown> = Promise.resolve();
   readonly store: ImageStore = this;
@@ -340,6 +342,26 @@ export class Images implements ImageService, ImageStore {
     if (diffIds.length !== opts.layers.length)
       throw badRequest(`image ${id}: ${opts.layers.length} layers for ${diffIds.length} diff ids in its config`);
     const chains = chainIds(diffIds);
+    for (const c of chains) this.pinned.set(c, (this.pinned.get(c) ?? 0) + 1);
+    try {
+      return await this.commitPinned(id, configSize, cfg, diffIds, chains, opts);
+    } finally {
+      for (const c of chains) {
+        const n = (this.pinned.get(c) ?? 1) - 1;
+        if (n <= 0) this.pinned.delete(c);
+        else this.pinned.set(c, n);
+      }
+    }
+  }
+
+  private async commitPinned(
+    id: string,
+    configSize: number,
+    cfg: ImageConfigJson,
+    diffIds: string[],
+    chains: string[],
+    opts: Parameters<Images['commitImage']>[0],
+  ): Promise<ImageRecord> {
     let size = 0;
     for (let i = 0; i < chains.length; i++) {
       const layer = opts.layers[i] as LayerDescriptor;
@@ -387,16 +409,25 @@ export class Images implements ImageService, ImageStore {
         image: ImageRecord;
         config: { digest: string; size: number; mediaType: string };
         layers: LayerDescriptor[];
+        manifest?: { digest: string; mediaType: string };
       }
     | undefined
   > {
     const s = this.lookup(ref);
     if (!s) return undefined;
-    return {
+    const docker = s.layers.some((l) => l.mediaType.startsWith('application/vnd.docker.'));
+    const out: {
+      image: ImageRecord;
+      config: { digest: string; size: number; mediaType: string };
+      layers: LayerDescriptor[];
+      manifest?: { digest: string; mediaType: string };
+    } = {
       image: await this.record(s),
-      config: { digest: s.id, size: s.configSize, mediaType: MEDIA.ociConfig },
+      config: { digest: s.id, size: s.configSize, mediaType: docker ? MEDIA.dockerConfig : MEDIA.ociConfig },
       layers: s.layers.map((l) => ({ ...l })),
     };
+    if (s.manifest) out.manifest = { ...s.manifest };
+    return out;
   }
 
   // ------------------------------------------------------------------------------------------- delete, gc
@@ -434,7 +465,8 @@ export class Images implements ImageService, ImageStore {
     for (const c of await this.containerChains()) chains.add(hex(c));
     const removed: string[] = [];
     for (const n of await readdir(this.snapshotDir)) {
-      if (n.startsWith('.tmp-') || chains.has(n) || this.unpacking.has(`sha256:${n}`)) continue;
+      if (n.startsWith('.tmp-') || chains.has(n) || this.unpacking.has(`sha256:${n}`) || this.pinned.has(`sha256:${n}`))
+        continue;
       await rm(join(this.snapshotDir, n), { recursive: true, force: true });
       removed.push(`sha256:${n}`);
     }
