@@ -23,6 +23,12 @@
       "libraries": ["-ljson-c"]
     },
     {
+      "target_name": "skiff-docker-init",
+      "type": "executable",
+      "sources": ["docker-init/main.c"],
+      "ldflags": ["-static", "-s"]
+    },
+    {
       "target_name": "skiff_native",
       "sources": ["addon/addon.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -28,7 +28,8 @@ function nodeGyp() {
 
 const gyp = nodeGyp();
 const run = (...args) => execFileSync(process.execPath, [gyp, ...args], { cwd: native, stdio: 'inherit' });
-// binding.gyp lists runtime/*.c and shim/*.c when configured: configure again whenever those lists change.
+// binding.gyp lists runtime/*.c and shim/*.c when configured: configure again whenever those lists or
+// binding.gyp itself change.
 const sources = ['runtime', 'shim']
   .flatMap((dir) =>
     readdirSync(join(native, dir))
@@ -36,6 +37,7 @@ const sources = ['runtime', 'shim']
       .map((f) => `${dir}/${f}`),
   )
   .sort()
+  .concat(readFileSync(join(native, 'binding.gyp'), 'utf8'))
   .join('\n');
 const stamp = join(native, 'build', 'sources.txt');
 const stale = !existsSync(stamp) || readFileSync(stamp, 'utf8') !== sources;
@@ -48,6 +50,6 @@ run('build', '-j', 'max');
 const release = join(native, 'build', 'Release');
 mkdirSync(join(root, 'dist', 'bin'), { recursive: true });
 mkdirSync(join(root, 'dist', 'native'), { recursive: true });
-for (const program of ['skiff-runtime', 'skiff-shim'])
+for (const program of ['skiff-runtime', 'skiff-shim', 'skiff-docker-init'])
   copyFileSync(join(release, program), join(root, 'dist', 'bin', program));
 copyFileSync(join(release, 'skiff_native.node'), join(root, 'dist', 'native', 'skiff_native.node'));

@@ -219,6 +219,29 @@ describe('run and inspect', () => {
     const id = await docker('run', '-d', '--rm', 'busybox', 'true');
     await until('removal', async () => (await d.docker(['inspect', id])).code !== 0);
   });
+
+  it('--init runs our init as PID 1: the command is its child, its exit code comes back, orphans are reaped', async () => {
+    const { c, out } = await runToEnd(
+      '--init',
+      'busybox',
+      'sh',
+      '-c',
+      'echo $$; cat /proc/1/cmdline | tr "\\0" " "; (sleep 0.1 &); exit 7',
+    );
+    const [shPid, init] = out.trim().split('\n');
+    expect(Number(shPid)).toBeGreaterThan(1);
+    expect(init).toMatch(/^\/sbin\/docker-init -- sh -c /);
+    expect(c.State.ExitCode).toBe(7);
+  });
+
+  it('--init forwards signals: docker stop ends a command that ignores SIGTERM as PID 1', async () => {
+    // sleep as PID 1 would ignore SIGTERM (no handler) and stop would wait for the timeout and SIGKILL
+    const id = await docker('run', '-d', '--init', 'busybox', 'sleep', '300');
+    const t0 = Date.now();
+    await docker('stop', '-t', '20', id);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect((await inspect(id)).State.ExitCode).toBe(143);
+  });
 });
 
 describe('restart policies', () => {

@@ -89,10 +89,10 @@ export function hostDevices(): Array<DeviceInfo & { path: string }> {
   return out;
 }
 
-/** The init bound into containers for HostConfig.Init: skiff-init-tini beside skiffd (dist/bin), if built. */
+/** The init bound into containers for HostConfig.Init: skiff-docker-init beside skiffd (dist/bin), if built. */
 export function initBinary(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const p of [join(here, 'skiff-init-tini'), join(here, '../../../dist/bin/skiff-init-tini')])
+  for (const p of [join(here, 'skiff-docker-init'), join(here, '../../../dist/bin/skiff-docker-init')])
     if (existsSync(p)) return p;
   return undefined;
 }

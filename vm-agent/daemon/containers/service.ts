@@ -186,7 +186,7 @@ export class Containers implements ContainerService {
     parseSecurityOpt(hostConfig.SecurityOpt as string[] | null);
     tweakCapabilities(hostConfig.CapAdd, hostConfig.CapDrop, !!hostConfig.Privileged, hostCaps());
     if (hostConfig.Init && !initBinary())
-      throw new DockerError(501, '--init is not available yet: skiff-init-tini is not installed');
+      throw new DockerError(501, '--init is not available yet: skiff-docker-init is not installed');
     for (const m of (hostConfig.Mounts as Json[] | null) ?? [])
       if (m.Type === 'bind' && !existsSync(String(m.Source)))
         throw badRequest(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);

@@ -665,7 +665,7 @@ export function buildSpec(input: SpecInput): Json {
     else mounts.push({ destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: m.options ?? [] });
   }
   if (h.Init) {
-    if (!input.initPath) throw new DockerError(501, '--init is not available yet: skiff-init-tini is not installed');
+    if (!input.initPath) throw new DockerError(501, '--init is not available yet: skiff-docker-init is not installed');
     mounts.push(bindMount(INIT_IN_CONTAINER, input.initPath, true));
     args = [INIT_IN_CONTAINER, '--', ...args];
   }
