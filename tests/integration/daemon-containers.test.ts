@@ -389,4 +389,22 @@ describe('a daemon restart', () => {
     await docker('stop', '-t', '1', 'survivor');
     expect((await inspect('survivor')).State.Status).toBe('exited');
   });
+
+  it('kill -9 skiffd while a container logs: no line is lost, docker logs reads through the gap', async () => {
+    const id = await docker(
+      'run',
+      '-d',
+      'busybox',
+      'sh',
+      '-c',
+      'i=0; while [ $i -lt 60 ]; do echo line-$i; i=$((i+1)); sleep 0.05; done',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    await d.killDaemon('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1200)); // the container goes on logging while no daemon runs
+    await d.restartDaemon();
+    await exited(id);
+    const lines = (await d.docker(['logs', id])).stdout.trim().split('\n');
+    expect(lines).toEqual(Array.from({ length: 60 }, (_, i) => `line-${i}`));
+  });
 });
