@@ -90,6 +90,7 @@ describe('run', () => {
     );
     expect(r.out).toContain('42');
     expect(r.out).toMatch(/\/dev\/pts\/\d/);
+    expect(r.out).not.toMatch(/\x00|\^@/); // nothing but the shell's own bytes
     expect(r.code).toBe(5);
   });
 });
