@@ -3,7 +3,15 @@
 // the blobs this pull wrote, so nothing half-written is kept (the image store commits the tag last).
 import { DockerError, type ImageRecord, type ImageStore, type ProgressFn, type ProgressMessage } from '../contracts.js';
 import type { RegistryAuth } from '../contracts.js';
-import { MAX_MANIFEST, MEDIA, RegistryClient, RegistryHttpError, type ClientOptions, readLimited } from './client.js';
+import {
+  MAX_MANIFEST,
+  MEDIA,
+  RegistryClient,
+  RegistryHttpError,
+  type ClientOptions,
+  readLimited,
+  transportError,
+} from './client.js';
 import { hostPlatform, type IndexEntry, type Platform, selectManifest } from './platform.js';
 import { layerStatus, shortId, TransferProgress } from './progress.js';
 import {
@@ -213,9 +221,12 @@ export async function pull(
 
     // 4. the manifest blob (kept for push) and the commit: unpack, record, tag
     await put(manifestBody, manifestDigest);
-    if (top.digest !== manifestDigest) await put(top.body, top.digest);
+    // the store reports Extracting / Pull complete per layer: only for the layers this pull downloaded (an
+    // "Already exists" layer says nothing more, as in dockerd)
+    const fetched = new Set(todo.map((l) => shortId(l.digest)));
     const completed = new Set<string>();
     const tap: ProgressFn = (m: ProgressMessage) => {
+      if (m.id !== undefined && !fetched.has(m.id) && m.id !== tagOrDigest) return;
       if (m.status === 'Pull complete' && m.id) completed.add(m.id);
       progress(m);
     };
@@ -267,10 +278,18 @@ async function download(
       const res = await client.getBlob(l.digest, signal);
       if (!res.body) throw new Error(`GET blob ${l.digest}: no body`);
       const tp = new TransferProgress(progress, 'Downloading', id, l.size);
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      const it = (res.body as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+      for (;;) {
+        let r: IteratorResult<Uint8Array>;
+        try {
+          r = await it.next();
+        } catch (err) {
+          throw transportError('GET', client.repoUrl('blobs', l.digest), err);
+        }
+        if (r.done) break;
         if (signal.aborted) throw new Error('context canceled');
-        await w.write(chunk);
-        tp.add(chunk.length);
+        await w.write(r.value);
+        tp.add(r.value.length);
       }
       if (w.written !== l.size) throw new Error(`unexpected EOF: got ${w.written} of ${l.size} bytes of ${l.digest}`);
       progress(layerStatus('Verifying Checksum', id));
