@@ -353,6 +353,149 @@ describe('a registry with htpasswd auth', () => {
   });
 });
 
+// A token server for `auth: token` (the Docker Hub way): ES256 JWTs with the certificate in x5c; basic
+// credentials user/pass get what they ask, anonymous callers pull only.
+const TOKEN_SERVER = `import { createServer } from 'node:http';
+import { createPrivateKey, sign, randomBytes, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+const [keyFile, certFile, port, issuer] = process.argv.slice(2);
+const key = createPrivateKey(readFileSync(keyFile));
+const der = new X509Certificate(readFileSync(certFile)).raw.toString('base64');
+const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+createServer((req, res) => {
+  const u = new URL(req.url, 'http://x');
+  let who = '';
+  if (req.headers.authorization) {
+    const [a, b] = Buffer.from(req.headers.authorization.replace(/^Basic /, ''), 'base64').toString().split(':');
+    if (a !== 'user' || b !== 'pass') {
+      res.writeHead(401, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ details: 'incorrect username or password' }));
+      return;
+    }
+    who = a;
+  }
+  const access = u.searchParams.getAll('scope').flatMap((s) => {
+    const m = /^repository:(.+):([a-z,*]+)$/.exec(s);
+    if (!m) return [];
+    return [{ type: 'repository', name: m[1], actions: m[2].split(',').filter((x) => who !== '' || x === 'pull') }];
+  });
+  const now = Math.floor(Date.now() / 1000);
+  const head = b64({ typ: 'JWT', alg: 'ES256', x5c: [der] });
+  const claims = b64({ iss: issuer, sub: who, aud: u.searchParams.get('service'), exp: now + 300, nbf: now - 10,
+    iat: now, jti: randomBytes(8).toString('hex'), access });
+  const sig = sign('sha256', Buffer.from(head + '.' + claims), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ token: head + '.' + claims + '.' + sig, expires_in: 300 }));
+}).listen(Number(port), '127.0.0.1');
+`;
+
+describe('a registry with token auth (Bearer challenges, JWTs from a token server)', () => {
+  const TOKEN_REG = '127.0.0.1:5003';
+  let tokenServer: ChildProcess | undefined;
+  let tokenReg: Registry | undefined;
+
+  beforeAll(async () => {
+    const dir = join(work, 'token');
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    const cert = spawnSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2'].concat([
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-subj',
+        '/CN=skiff-token',
+      ]),
+      { encoding: 'utf8' },
+    );
+    expect(cert.status, cert.stderr).toBe(0);
+    writeFileSync(join(dir, 'token.mjs'), TOKEN_SERVER);
+    tokenServer = spawn(
+      'nsenter',
+      ['-t', String(a.nsPid), '-n', '--', process.execPath, join(dir, 'token.mjs')].concat([
+        join(dir, 'key.pem'),
+        join(dir, 'cert.pem'),
+        '5004',
+        'skiff-issuer',
+      ]),
+      { stdio: 'ignore' },
+    );
+    const cfg = join(dir, 'config.yml');
+    writeFileSync(
+      cfg,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: warn',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${join(dir, 'data')}`,
+        'http:',
+        `  addr: ${TOKEN_REG}`,
+        '  secret: skiff-tests',
+        'auth:',
+        '  token:',
+        '    realm: http://127.0.0.1:5004/token',
+        '    service: skiff-test',
+        '    issuer: skiff-issuer',
+        `    rootcertbundle: ${join(dir, 'cert.pem')}`,
+      ].join('\n') + '\n',
+    );
+    const proc = spawn('nsenter', ['-t', String(a.nsPid), '-n', '--', '/usr/bin/docker-registry', 'serve', cfg], {
+      stdio: 'ignore',
+    });
+    tokenReg = { proc, addr: TOKEN_REG };
+    for (let i = 0; i < 200; i++) {
+      const r = inNs(a, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${TOKEN_REG}/v2/`]);
+      const t = inNs(a, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:5004/token']);
+      if (r.stdout === '401' && t.stdout === '200') return;
+      await sleep(50);
+    }
+    throw new Error('the token registry did not start');
+  });
+
+  afterAll(async () => {
+    await stopRegistry(tokenReg);
+    tokenServer?.kill('SIGKILL');
+  });
+
+  it('anonymous tokens pull only: a push without login is refused', async () => {
+    await ok(a, ['tag', 'busybox', `${TOKEN_REG}/tok/busybox:1`]);
+    const r = await a.docker(['push', `${TOKEN_REG}/tok/busybox:1`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/unauthorized|denied/);
+  });
+
+  it('login checks the password with the token server; push, then pull after logout (anonymous pull)', async () => {
+    const bad = await a.docker(['login', TOKEN_REG, '-u', 'user', '-p', 'wrong']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('unauthorized: incorrect username or password');
+    expect((await ok(a, ['login', TOKEN_REG, '-u', 'user', '-p', 'pass'])).trim()).toBe('Login Succeeded');
+    const out = await ok(a, ['push', `${TOKEN_REG}/tok/busybox:1`]);
+    expect(out).toMatch(/1: digest: sha256:[0-9a-f]{64} size: \d+/);
+    await ok(a, ['logout', TOKEN_REG]);
+    await ok(a, ['rmi', `${TOKEN_REG}/tok/busybox:1`]);
+    const pulled = await ok(a, ['pull', `${TOKEN_REG}/tok/busybox:1`]);
+    expect(pulled).toContain(`Status: Downloaded newer image for ${TOKEN_REG}/tok/busybox:1`);
+    const missing = await a.docker(['pull', `${TOKEN_REG}/tok/busybox:2`]);
+    expect(missing.stderr).toContain('manifest unknown');
+  });
+
+  it('dockerode pulls too (X-Registry-Auth from its authconfig)', async () => {
+    await ok(a, ['rmi', `${TOKEN_REG}/tok/busybox:1`]);
+    const stream = await a.dockerode.pull(`${TOKEN_REG}/tok/busybox:1`, {
+      authconfig: { username: 'user', password: 'pass', serveraddress: TOKEN_REG },
+    });
+    const events = await new Promise<Array<{ status?: string }>>((resolve, reject) =>
+      a.dockerode.modem.followProgress(stream, (err: Error | null, out: Array<{ status?: string }>) =>
+        err ? reject(err) : resolve(out),
+      ),
+    );
+    expect(events.at(-1)!.status).toBe(`Status: Downloaded newer image for ${TOKEN_REG}/tok/busybox:1`);
+  });
+});
+
 describe('a pull cut off by killing the registry', () => {
   it('keeps no blob, snapshot or tag', async () => {
     // a 48 MiB random layer, pushed by daemon a

@@ -51,6 +51,8 @@ const LAYER_TYPES = new Set([
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 /** Concurrent layer downloads, as dockerd's default max-concurrent-downloads. */
 export const MAX_CONCURRENT_DOWNLOADS = 3;
+/** Image configs above this size are refused (a hostile manifest may announce anything). */
+const MAX_CONFIG = 32 << 20;
 
 export interface PullDeps {
   store: ImageStore;
@@ -187,7 +189,11 @@ export async function pull(
     // 2. the config
     if (!(await content.has(manifest.config.digest))) {
       const res = await client.getBlob(manifest.config.digest, signal);
-      const cfg = await readLimited(res, Math.max(MAX_MANIFEST, manifest.config.size), 'image config');
+      const cfg = await readLimited(
+        res,
+        Math.min(Math.max(MAX_MANIFEST, manifest.config.size), MAX_CONFIG),
+        'image config',
+      );
       await put(cfg, manifest.config.digest);
     }
 
