@@ -155,6 +155,24 @@ describe('push and pull against an open registry', () => {
     expect(again).toMatch(/[0-9a-f]{12}: Layer already exists/);
   });
 
+  it('push --all-tags pushes every tag of the repository; a missing image or registry gives dockerd’s errors', async () => {
+    await ok(a, ['tag', 'busybox', `${OPEN}/multi:a`]);
+    await ok(a, ['tag', 'busybox', `${OPEN}/multi:b`]);
+    const out = await ok(a, ['push', '--all-tags', `${OPEN}/multi`]);
+    expect(out).toMatch(/^a: digest: sha256:[0-9a-f]{64} size: \d+$/m);
+    expect(out).toMatch(/^b: digest: sha256:[0-9a-f]{64} size: \d+$/m);
+    const tags = inNs(a, ['curl', '-fsS', `http://${OPEN}/v2/multi/tags/list`]);
+    expect((JSON.parse(tags.stdout) as { tags: string[] }).tags.sort()).toEqual(['a', 'b']);
+    const none = await a.docker(['push', `${OPEN}/none:1`]);
+    expect(none.code).toBe(1);
+    expect(none.stderr.trim()).toBe(
+      `Error response from daemon: An image does not exist locally with the tag: ${OPEN}/none`,
+    );
+    const down = await a.docker(['pull', '127.0.0.1:5999/x:1']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('dial tcp 127.0.0.1:5999: connect: connection refused');
+  });
+
   it('pulls it back into a fresh daemon (same image id), then says it is up to date', async () => {
     regB = await startRegistry(b, 'open', OPEN); // the same storage, served in b's namespace
     const out = await ok(b, ['pull', `${OPEN}/busybox:latest`]);

@@ -91,10 +91,18 @@ export const createRegistryService = createRegistry;
 
 /** Tags of `name` to push when no tag is given (`docker push --all-tags`). */
 async function tagsOf(daemon: Daemon, name: string): Promise<string[]> {
-  const img = await daemon.images.resolve(name);
   const want = parseReference(name);
+  // every image's tags when the image service can list them (images/'s store can), else the one `name` names
+  const svc = daemon.images as unknown as {
+    allStored?: () => Array<{ id: string }>;
+    tagsOf?: (id: string) => string[];
+  };
+  let all: string[];
+  if (typeof svc.allStored === 'function' && typeof svc.tagsOf === 'function')
+    all = svc.allStored().flatMap((s) => svc.tagsOf!(s.id));
+  else all = (await daemon.images.resolve(name))?.repoTags ?? [];
   const out: string[] = [];
-  for (const t of img?.repoTags ?? []) {
+  for (const t of [...new Set(all)].sort()) {
     try {
       const r = parseReference(t);
       if (r.domain === want.domain && r.path === want.path && r.tag) out.push(r.tag);
