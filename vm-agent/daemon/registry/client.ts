@@ -225,8 +225,12 @@ export class RegistryClient {
     const token = o.token || o.access_token;
     if (!token) throw new RegistryHttpError(500, undefined, `the token server ${realm} answered no token`);
     if (o.refresh_token) this.refreshToken = o.refresh_token;
+    for (const sc of scopes) this.granted.add(sc);
     return token;
   }
+
+  /** Scopes a token was asked for. */
+  private readonly granted = new Set<string>();
 
   /** A refresh token handed out during a login (the IdentityToken of /auth). */
   refreshToken: string | undefined;
@@ -244,8 +248,8 @@ export class RegistryClient {
     const res = await this.ping(signal);
     await res.body?.cancel().catch(() => undefined);
     if (res.status === 401) throw await this.httpError(res, `${this.base}`);
-    // a token from the ping has no repository scope yet when the challenge named none: get one for ours
-    if (this.challenge?.scheme === 'bearer' && this.scope.length) {
+    // the ping's token was already asked for our scope (fetchToken adds it); ask again only if it was not
+    if (this.challenge?.scheme === 'bearer' && this.scope.length && !this.scope.every((s) => this.granted.has(s))) {
       this.authorization = `Bearer ${await this.fetchToken(this.challenge, signal)}`;
     }
   }
