@@ -170,6 +170,7 @@ export function normalizeHostConfig(hc: Json | undefined): Json {
   h.RestartPolicy = rp;
   if (h.AutoRemove && rp.Name !== 'no') throw badRequest("can't create 'AutoRemove' container with restart policy");
   checkResources(h);
+  checkNoPublishing(h);
   if (!h.NetworkMode || h.NetworkMode === 'default') h.NetworkMode = 'bridge';
   h.ShmSize = h.ShmSize && h.ShmSize > 0 ? h.ShmSize : DEFAULT_SHM_SIZE;
   if (h.ShmSize < 0) throw badRequest('SHM size can not be less than 0');
@@ -191,6 +192,19 @@ export function normalizeHostConfig(hc: Json | undefined): Json {
   h.MaskedPaths = h.MaskedPaths ?? (h.Privileged ? null : [...MASKED_PATHS]);
   h.ReadonlyPaths = h.ReadonlyPaths ?? (h.Privileged ? null : [...READONLY_PATHS]);
   return h;
+}
+
+/**
+ * Publishing needs networking (bridge, NAT, port forwards), which skiffd does not have yet: refuse -p/-P clearly
+ * rather than create a container whose ports answer nothing.
+ */
+export function checkNoPublishing(h: Json): void {
+  const bindings = Object.values((h.PortBindings ?? {}) as Record<string, unknown[] | null>).some((b) => !!b?.length);
+  if (bindings || h.PublishAllPorts)
+    throw new DockerError(
+      501,
+      'publishing ports (-p, -P) is not supported yet: Skiff has no container networking yet; run without -p',
+    );
 }
 
 /** Resource checks shared by create and update. */

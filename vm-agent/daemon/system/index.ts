@@ -5,6 +5,7 @@ import { postAuth } from './auth.js';
 import { diskUsageBody } from './df.js';
 import { getEvents, MemoryEventBus } from './events.js';
 import { infoBody } from './info.js';
+import { registerUnsupported } from './unsupported.js';
 import { ping, versionBody } from './version.js';
 
 export { eventMatches, MemoryEventBus, type StampedEvent } from './events.js';
@@ -25,4 +26,5 @@ export const register: RegisterRoutes = (router, daemon) => {
   router.add('GET', '/events', (ctx) => getEvents(ctx, bus(daemon)));
   router.add('GET', '/system/df', async (ctx) => ctx.send(await diskUsageBody(daemon)));
   router.add('POST', '/auth', (ctx) => postAuth(ctx, daemon));
+  registerUnsupported(router, daemon);
 };
