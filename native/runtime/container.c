@@ -78,6 +78,42 @@ int find_executable(const char *name, const char **env, char *buf, size_t len, s
   return sk_fail(err, 0, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
+const char **env_with_home(const char **env) {
+  size_t n = 0;
+  for (; env[n]; n++)
+    if (strncmp(env[n], "HOME=", 5) == 0) return env;
+  /* As runc: HOME from the container's /etc/passwd entry of the uid we now run as, else "/". */
+  char home[PATH_MAX] = "/";
+  FILE *f = fopen("/etc/passwd", "re");
+  if (f) {
+    char line[1024];
+    uid_t uid = getuid();
+    while (fgets(line, sizeof line, f)) {
+      /* name:pw:uid:gid:gecos:home:shell */
+      char *field[7] = {0}, *p = line;
+      int k = 0;
+      for (; k < 7 && p; k++) {
+        field[k] = p;
+        p = strchr(p, ':');
+        if (p) *p++ = '\0';
+      }
+      uint64_t u;
+      if (k >= 6 && parse_u64(field[2], &u) && u == uid && field[5][0] == '/') {
+        snprintf(home, sizeof home, "%s", field[5]);
+        break;
+      }
+    }
+    fclose(f);
+  }
+  const char **out = calloc(n + 2, sizeof *out);
+  char *var = malloc(strlen(home) + 6);
+  if (out == NULL || var == NULL) return env;
+  sprintf(var, "HOME=%s", home);
+  memcpy(out, env, n * sizeof *out);
+  out[n] = var;
+  return out;
+}
+
 int enter_cwd(const char *cwd, sk_error *err) {
   if (chdir(cwd) < 0) return sk_fail(err, errno, "changing to the working directory %s", cwd);
   char buf[PATH_MAX];
@@ -277,7 +313,8 @@ static int init_run(init_args *a, sk_error *err) {
   if (security_apply_identity(s->proc.sec, err) < 0) return -1;
   if (enter_cwd(s->proc.cwd, err) < 0) return -1;
   char exe[PATH_MAX];
-  if (find_executable(s->proc.args[0], s->proc.env, exe, sizeof exe, err) < 0) return -1;
+  const char **env = env_with_home(s->proc.env);
+  if (find_executable(s->proc.args[0], env, exe, sizeof exe, err) < 0) return -1;
   if (seal_fds(a->preserve_fds, err) < 0) return -1;
 
   char ready = 'R';
@@ -296,7 +333,7 @@ static int init_run(init_args *a, sk_error *err) {
   if (late && security_apply_seccomp(s->proc.sec, err) < 0) return -1;
   free(msg);
   reset_signals();
-  execve(exe, (char *const *)s->proc.args, (char *const *)s->proc.env);
+  execve(exe, (char *const *)s->proc.args, (char *const *)env);
   return sk_fail(err, errno, "exec %s", exe);
 }
 

@@ -149,11 +149,12 @@ static void exec_child_main(exec_child *a) {
   if (security_apply_identity(a->proc->sec, &err) < 0) child_fail(a->sync, &err);
   if (enter_cwd(a->proc->cwd, &err) < 0) child_fail(a->sync, &err);
   char exe[PATH_MAX];
-  if (find_executable(a->proc->args[0], a->proc->env, exe, sizeof exe, &err) < 0) child_fail(a->sync, &err);
+  const char **env = env_with_home(a->proc->env);
+  if (find_executable(a->proc->args[0], env, exe, sizeof exe, &err) < 0) child_fail(a->sync, &err);
   if (seal_fds(a->preserve_fds, &err) < 0) child_fail(a->sync, &err);
   if (late && security_apply_seccomp(a->proc->sec, &err) < 0) child_fail(a->sync, &err);
   reset_signals();
-  execve(exe, (char *const *)a->proc->args, (char *const *)a->proc->env);
+  execve(exe, (char *const *)a->proc->args, (char *const *)env);
   sk_fail(&err, errno, "exec %s", exe);
   child_fail(a->sync, &err);
 }

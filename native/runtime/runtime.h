@@ -52,6 +52,8 @@ int cmd_run(const sk_global *g, const sk_create_opts *o, bool detach, int *exit_
 void child_fail(int sync, sk_error *err) __attribute__((noreturn));
 /* Find args[0] in the process's PATH (from env) the way execvp does; fills buf. */
 int find_executable(const char *name, const char **env, char *buf, size_t len, sk_error *err);
+/* env plus HOME from the container's /etc/passwd (for the current uid) when env has none, as runc does. */
+const char **env_with_home(const char **env);
 /* chdir(cwd) and check with getcwd that we really are there (CVE-2024-21626: a leaked fd as cwd). */
 int enter_cwd(const char *cwd, sk_error *err);
 /* Default dispositions and an empty mask: ignored signals would otherwise survive exec into the container. */

@@ -184,6 +184,28 @@ describe('run', () => {
     expect(r.stdout).toBe('1 box bar /tmp 1024\n');
   });
 
+  it('sets HOME from the container’s /etc/passwd when the config has none, as runc does', () => {
+    const env = ['PATH=/bin:/usr/bin'];
+    const root = rt.run(makeBundle(['/bin/sh', '-c', 'echo $HOME'], (c) => (c.process.env = env)));
+    expect(root.stdout).toBe('/root\n');
+    const nobody = rt.run(
+      makeBundle(['/bin/sh', '-c', 'echo $HOME'], (c) => {
+        c.process.env = env;
+        c.process.user = { uid: 65534, gid: 65534 };
+      }),
+    );
+    expect(nobody.stdout).toBe('/home\n');
+    const unknown = rt.run(
+      makeBundle(['/bin/sh', '-c', 'echo $HOME'], (c) => {
+        c.process.env = env;
+        c.process.user = { uid: 4242, gid: 4242 };
+      }),
+    );
+    expect(unknown.stdout).toBe('/\n');
+    const given = rt.run(makeBundle(['/bin/sh', '-c', 'echo $HOME'], (c) => c.process.env.push('HOME=/given')));
+    expect(given.stdout).toBe('/given\n');
+  });
+
   it('resets signal dispositions the runtime ignores (SIGPIPE) before exec', () => {
     const b = makeBundle(['/bin/grep', 'SigIgn', '/proc/self/status']); // not sh: it ignores SIGINT itself
     const r = rt.run(b);
@@ -244,6 +266,7 @@ describe('exec', () => {
     expect(host).toBe('ctr');
     expect(Number(pid)).toBeGreaterThan(1); // in the container's pid namespace
     expect(Number(fds)).toBe(4);
+    expect(rt.cmd(['exec', '--user', '65534:65534', id, 'sh', '-c', 'echo $HOME']).stdout).toBe('/home\n');
     const withEnv = rt.cmd([
       'exec',
       '--env',
