@@ -176,6 +176,14 @@ describe('exec', () => {
     expect(i.stdout).toBe('via stdin\n');
   });
 
+  it('docker exec of a missing program prints why and exits 126', async () => {
+    const id = (await ok(['run', '-d', 'busybox', 'sleep', '300'])).trim();
+    const r = await d.docker(['exec', id, 'nosuchprogram']);
+    expect(r.code).toBe(126);
+    expect(r.stdout + r.stderr).toMatch(/executable file not found in \$PATH/);
+    await ok(['rm', '-f', id]);
+  });
+
   it('docker exec -it through a pty', async () => {
     const r = await underPty(['exec', '-it', 'ex', 'sh'], [{ wait: '# ', send: 'tty; exit 7\r' }]);
     expect(r.out).toMatch(/\/dev\/pts\/\d/);

@@ -588,6 +588,12 @@ export interface Change {
   Kind: 0 | 1 | 2;
 }
 
+/**
+ * Mount points the runtime makes for every container (dockerd keeps them in an "init" layer that diffs skip):
+ * they are not the user's changes.
+ */
+const RUNTIME_MOUNT_POINTS = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/.dockerenv', '/dev']);
+
 /** The writable layer's changes: whiteouts (0:0 char devices) deleted, new paths added, the rest modified. */
 export async function upperChanges(upper: string, lowers: string[]): Promise<Change[]> {
   const out: Change[] = [];
@@ -611,6 +617,7 @@ export async function upperChanges(upper: string, lowers: string[]): Promise<Cha
     }
     for (const n of names) {
       const cp = cdir === '/' ? `/${n}` : `${cdir}/${n}`;
+      if (RUNTIME_MOUNT_POINTS.has(cp)) continue;
       let st: Stats;
       try {
         st = await lstat(`${dir}/${n}`);
@@ -622,10 +629,17 @@ export async function upperChanges(upper: string, lowers: string[]): Promise<Cha
         out.push({ Path: `${cdir === '/' ? '' : cdir}/${n.slice(4)}`, Kind: 2 });
       else if (n === '.wh..wh..opq') continue;
       else {
-        out.push({ Path: cp, Kind: (await inLower(cp)) ? 0 : 1 });
+        const kind = (await inLower(cp)) ? 0 : 1;
+        // A directory copied up only to hold runtime mount points (e.g. /etc) is not a change either.
+        if (kind === 0 && st.isDirectory() && (await onlyMountPoints(`${dir}/${n}`, cp))) continue;
+        out.push({ Path: cp, Kind: kind });
         if (st.isDirectory()) await walk(`${dir}/${n}`, cp);
       }
     }
+  };
+  const onlyMountPoints = async (dir: string, cdir: string): Promise<boolean> => {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    return names.length > 0 && names.every((n) => RUNTIME_MOUNT_POINTS.has(`${cdir}/${n}`));
   };
   await walk(upper, '/');
   return out.sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0));

@@ -12,6 +12,7 @@ import {
   type ExecRegistry,
   type RequestContext,
 } from '../contracts.js';
+import { frame, STDOUT } from '../server/frames.js';
 import { isNotFound } from '../supervisor.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys, Pump, sizeParams } from './attach.js';
 import { readInRoot } from './archive.js';
@@ -314,6 +315,9 @@ export async function handleExecStart(daemon: Daemon, execs: Execs, ctx: Request
   try {
     await startIt();
   } catch (err) {
+    // As dockerd: the reason goes to the client on its stdout stream, so `docker exec` prints it.
+    const why = `${errorMessage(err)}\r\n`;
+    if (!socket.destroyed) socket.write(cfg.Tty ? why : frame(STDOUT, why));
     pump.detach(true);
     log.debug(`exec start ${rec.id}: ${errorMessage(err)}`);
     return;
