@@ -197,17 +197,27 @@ describe('changes', () => {
     const lower = join(root, 'lower');
     const upper = join(root, 'upper');
     mkdirSync(join(lower, 'etc'), { recursive: true });
-    writeFileSync(join(lower, 'etc/hosts'), '');
+    writeFileSync(join(lower, 'etc/passwd'), '');
     writeFileSync(join(lower, 'etc/gone'), '');
     mkdirSync(join(upper, 'etc'), { recursive: true });
-    writeFileSync(join(upper, 'etc/hosts'), 'x');
+    writeFileSync(join(upper, 'etc/passwd'), 'x');
     writeFileSync(join(upper, 'etc/new'), 'x');
     writeFileSync(join(upper, 'etc/.wh.gone'), '');
+    writeFileSync(join(upper, 'etc/hosts'), ''); // a runtime mount point: never a change
     expect(await upperChanges(upper, [lower])).toEqual([
       { Path: '/etc', Kind: 0 },
       { Path: '/etc/gone', Kind: 2 },
-      { Path: '/etc/hosts', Kind: 0 },
       { Path: '/etc/new', Kind: 1 },
+      { Path: '/etc/passwd', Kind: 0 },
     ]);
+  });
+
+  it('a directory copied up only for the runtime mount points is not a change', async () => {
+    const lower = join(root, 'lower2');
+    const upper = join(root, 'upper2');
+    mkdirSync(join(lower, 'etc'), { recursive: true });
+    mkdirSync(join(upper, 'etc'), { recursive: true });
+    for (const f of ['hosts', 'hostname', 'resolv.conf']) writeFileSync(join(upper, 'etc', f), '');
+    expect(await upperChanges(upper, [lower])).toEqual([]);
   });
 });
