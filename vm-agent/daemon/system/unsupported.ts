@@ -1,4 +1,4 @@
-// Networks and volumes come with their own module (issue 5). Until then their endpoints say so plainly — a
+// Networks and volumes come with their own module (issue 5), builds later. Until then their endpoints say so plainly — a
 // listing of made-up networks would be a fake success. Looking one up answers 404 (none exists), so that
 // `docker inspect <name>` still goes on to "No such object".
 import { DockerError, notFoundError, type RegisterRoutes } from '../contracts.js';
@@ -22,6 +22,9 @@ export const registerUnsupported: RegisterRoutes = (router) => {
       throw notFoundError(`${single} ${ctx.params.id} not found`);
     });
   }
+  router.add('POST', '/build', () => {
+    throw new DockerError(501, 'docker build is not supported by Skiff yet');
+  });
   router.add('POST', '/networks/{id}/connect', notYet('networks'));
   router.add('POST', '/networks/{id}/disconnect', notYet('networks'));
 };
