@@ -315,11 +315,25 @@ describe('the daemon process', () => {
     expect((await d.docker(['version', '--format', '{{.Server.APIVersion}}'])).stdout.trim()).toBe('1.50');
   });
 
-  it('--live-restore=false is accepted and reported', async () => {
+  it('--live-restore=false: reported, and a restart stops the containers, bringing back restart=always ones', async () => {
     const other = await startDaemon({ args: ['--live-restore=false'] });
     try {
       const r = await other.docker(['info', '--format', '{{.LiveRestoreEnabled}}']);
       expect(r.stdout.trim()).toBe('false');
+      expect((await other.docker(['load', '-i', busyboxArchive()])).code).toBe(0);
+      const plain = (await other.docker(['run', '-d', 'busybox', 'sleep', '300'])).stdout.trim();
+      const always = (
+        await other.docker(['run', '-d', '--restart', 'always', 'busybox', 'sleep', '300'])
+      ).stdout.trim();
+      const pid = async (id: string) => (await other.docker(['inspect', '-f', '{{.State.Pid}}', id])).stdout.trim();
+      const before = await pid(always);
+      await other.killDaemon('SIGKILL');
+      await other.startDaemon();
+      const status = async (id: string) =>
+        (await other.docker(['inspect', '-f', '{{.State.Status}}', id])).stdout.trim();
+      expect(await status(plain)).toBe('exited');
+      expect(await status(always)).toBe('running');
+      expect(await pid(always)).not.toBe(before);
     } finally {
       await other.stop();
     }

@@ -850,6 +850,7 @@ export class Containers implements ContainerService {
     this.daemon.images.setInUse((imageId) => this.imageInUse(imageId));
     this.subscribe();
     await this.resync();
+    if (!this.daemon.config.liveRestore) await this.stopAllAtStartup();
     // Restart policies resumed: containers that should run and do not.
     for (const rec of this.store.list()) {
       const rp = (rec.hostConfig.RestartPolicy ?? {}) as { Name?: string };
@@ -859,6 +860,27 @@ export class Containers implements ContainerService {
           .run(rec.id, () => this.doStart(rec))
           .catch((err) => log.warn(`container ${rec.id}: restart at start-up: ${errorMessage(err)}`));
     }
+  }
+
+  /**
+   * Without live restore dockerd stops every container when it starts; the restart policies below then bring
+   * back the ones that ask for it (so "stopped by the daemon" must not count as stopped by the user).
+   */
+  private async stopAllAtStartup(): Promise<void> {
+    const active = this.store.list().filter((r) => r.state.status === 'running' || r.state.status === 'paused');
+    // Killed at once and all together, as dockerd does: the API must not wait for graceful stops to answer.
+    await Promise.all(
+      active.map(async (rec) => {
+        const byUser = rec.manuallyStopped;
+        // not under the container's lock: the exit that ends the wait is applied under it
+        await this.stopContainer(rec, 0).catch((err: unknown) =>
+          log.warn(`container ${rec.id}: stop at start-up (no live restore): ${errorMessage(err)}`),
+        );
+        const cur = this.store.get(rec.id);
+        cur.manuallyStopped = byUser;
+        this.store.put(cur);
+      }),
+    );
   }
 
   /** Ask the supervisor for the task of each container we think is active; apply exits that happened unseen. */
