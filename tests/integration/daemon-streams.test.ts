@@ -74,6 +74,13 @@ describe('run', () => {
     expect((await ok(['ps', '-aq'])).trim()).toBe('');
   });
 
+  it('docker run --rm of a program that does not exist: exit 127 with the reason, container removed', async () => {
+    const r = await d.docker(['run', '--rm', 'busybox', 'nosuchprogram'], { timeoutMs: 30_000 });
+    expect(r.code).toBe(127);
+    expect(r.stderr).toMatch(/executable file not found in \$PATH/);
+    expect((await ok(['ps', '-aq'])).trim()).toBe('');
+  });
+
   it('stdin through docker run -i', async () => {
     const r = await d.docker(['run', '--rm', '-i', 'busybox', 'sh', '-c', 'cat; echo done'], { input: 'piped\n' });
     expect(r.code, r.stderr).toBe(0);

@@ -291,17 +291,31 @@ export class Containers implements ContainerService {
 
   async start(ref: string): Promise<void> {
     const rec0 = this.store.get(ref);
-    await this.lock.run(rec0.id, async () => {
-      const rec = this.store.get(rec0.id);
-      const s = rec.state.status;
-      if (s === 'running') throw notModified();
-      if (s === 'paused') throw conflict('cannot start a paused container, try unpause instead');
-      if (s === 'removing') throw conflict(`container is marked for removal and cannot be started`);
-      if (s === 'dead') throw conflict(`container is marked as dead and cannot be started`);
-      if (s === 'restarting') this.cancelRestart(rec.id);
-      rec.manuallyStopped = false;
-      await this.doStart(rec);
-    });
+    await this.lock
+      .run(rec0.id, async () => {
+        const rec = this.store.get(rec0.id);
+        const s = rec.state.status;
+        if (s === 'running') throw notModified();
+        if (s === 'paused') throw conflict('cannot start a paused container, try unpause instead');
+        if (s === 'removing') throw conflict(`container is marked for removal and cannot be started`);
+        if (s === 'dead') throw conflict(`container is marked as dead and cannot be started`);
+        if (s === 'restarting') this.cancelRestart(rec.id);
+        rec.manuallyStopped = false;
+        await this.doStart(rec);
+      })
+      .catch(async (err: unknown) => {
+        // As dockerd: a --rm container that cannot start is removed, so `wait?condition=removed` (docker run --rm)
+        // ends instead of waiting forever.
+        const rec = this.store.find(rec0.id);
+        if (
+          rec &&
+          rec.hostConfig.AutoRemove &&
+          rec.state.status !== 'running' &&
+          !(err instanceof DockerError && err.status === 304)
+        )
+          await this.remove(rec.id, { force: true, volumes: false }).catch(() => undefined);
+        throw err;
+      });
   }
 
   private spec(rec: ContainerRecord): Json {
