@@ -35,11 +35,19 @@ if (built(runtime) < sources || built(addon) < sources) {
     const out = `${r.stdout}${r.stderr}`.trimEnd().split('\n');
     console.error(out.slice(-40).join('\n'));
     console.error(
-      '\nThe build failed (above). skiff-runtime is in progress: see the status table in README.md.\n' +
+      '\nThe build failed (above): see the status table in README.md.\n' +
         'Build dependencies come from `sudo bash .ci/install-deps`.',
     );
     process.exit(1);
   }
+}
+
+// The TS services are bundled by esbuild in well under a second: always rebuild them.
+const ts = spawnSync(process.execPath, [join(root, 'scripts', 'build-ts.mjs')], { cwd: root, encoding: 'utf8' });
+if (ts.status !== 0) {
+  console.error(`${ts.stdout}${ts.stderr}`.trimEnd());
+  console.error('\nBundling the TypeScript services failed (above).');
+  process.exit(1);
 }
 
 const version = spawnSync(runtime, ['--version'], { encoding: 'utf8' });
@@ -64,10 +72,19 @@ What you can run today
       ${runtime} start demo                      # prints: hello from skiff
       ${runtime} state demo && ${runtime} delete demo
 
-  npm test                         build, lint and every test tier (native tests need root)
-  npm run bench -- runtime         skiff-runtime beside runc and crun, alternately (root)
+  ${join(dirname(runtime), 'skiffd')}
+    the Docker Engine API daemon (it starts its own supervisor). On this Linux host, as root:
 
-Not built yet: the shim, the supervisor, the daemon (Docker Engine API), the VM agent, the VM image and
-the dashboard. When the dashboard lands, \`npm start\` opens it (in Electron, or in your browser when no
+      ${join(dirname(runtime), 'skiffd')} -H unix:///tmp/skiff/docker.sock --data-root /tmp/skiff/lib \\
+        --exec-root /tmp/skiff/run &
+      export DOCKER_HOST=unix:///tmp/skiff/docker.sock
+      docker version && docker load -i <an image tar> && docker run --rm <image> echo hello
+
+  npm test                         build, lint and every test tier (native and integration need root)
+  npm run bench -- runtime         skiff-runtime beside runc and crun, alternately (root)
+  npm run bench -- supervisor      the supervisor beside containerd (root)
+  npm run bench -- daemon          skiffd beside dockerd (root; needs Debian's docker.io)
+
+Not built yet: networks and volumes in skiffd, the VM agent, the VM image and the dashboard. When the dashboard lands, \`npm start\` opens it (in Electron, or in your browser when no
 Electron binary is present).
 `);
