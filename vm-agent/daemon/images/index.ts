@@ -404,16 +404,31 @@ export const register: RegisterRoutes = (router, daemon) => {
         }
       }
       let stream: ReturnType<RequestContext['stream']> | undefined;
+      // A client that goes away (Ctrl-C on docker pull) cancels the pull, as with dockerd; a pull that finished
+      // is not affected.
+      const cancel = new AbortController();
+      const onClose = (): void => {
+        if (!ctx.res.writableFinished) cancel.abort(new Error('the client went away'));
+      };
+      ctx.res.once('close', onClose);
       try {
-        const rec = await registry.pull(ref, auth, (msg) => {
-          stream ??= ctx.stream();
-          stream.write(msg);
-        });
+        const rec = await registry.pull(
+          ref,
+          auth,
+          (msg) => {
+            stream ??= ctx.stream();
+            stream.write(msg);
+          },
+          cancel.signal,
+        );
         void rec;
       } catch (err) {
+        if (cancel.signal.aborted) return;
         const e = asDockerError(err);
         if (!stream) throw e;
         stream.write({ errorDetail: { message: e.message }, error: e.message });
+      } finally {
+        ctx.res.off('close', onClose);
       }
       (stream ?? ctx.stream()).end();
       return;
