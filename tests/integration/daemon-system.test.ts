@@ -203,10 +203,9 @@ describe('login', () => {
 });
 
 describe('events', () => {
-  it('docker events --since/--until with a filter replays what happened', async (ctx) => {
+  it('docker events --since/--until with a filter replays what happened', async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     const load = await d.docker(['load', '-i', busyboxArchive('skiff.test/events:one')]);
-    if (load.code !== 0 && /not implemented/.test(load.stderr)) return ctx.skip();
     expect(load.code, load.stderr).toBe(0);
     expect((await d.docker(['tag', 'skiff.test/events:one', 'skiff.test/events:two'])).code).toBe(0);
     await new Promise((r) => setTimeout(r, 1100));
@@ -233,10 +232,10 @@ describe('events', () => {
     expect(none.stdout).toBe('');
   });
 
-  it('dockerode reads the same events (unversioned path, map-form filters)', async (ctx) => {
+  it('dockerode reads the same events (unversioned path, map-form filters)', async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     const tag = await d.docker(['tag', 'skiff.test/events:one', 'skiff.test/events:dockerode']);
-    if (tag.code !== 0) return ctx.skip();
+    expect(tag.code, tag.stderr).toBe(0);
     const until = Math.floor(Date.now() / 1000) + 1;
     const stream = await d.dockerode.getEvents({ since, until, filters: { event: ['tag'] } });
     let text = '';
@@ -249,7 +248,7 @@ describe('events', () => {
     expect(events.every((e) => e.Action === 'tag' && e.scope === 'local' && e.timeNano > 0)).toBe(true);
   });
 
-  it('docker events follows live events until --until', async (ctx) => {
+  it('docker events follows live events until --until', async () => {
     const until = Math.floor(Date.now() / 1000) + 3;
     const watching = d.docker([
       'events',
@@ -262,7 +261,7 @@ describe('events', () => {
     ]);
     await new Promise((r) => setTimeout(r, 500));
     const tag = await d.docker(['tag', 'skiff.test/events:one', 'skiff.test/events:three']);
-    if (tag.code !== 0 && /not implemented|No such image/.test(tag.stderr)) return ctx.skip();
+    expect(tag.code, tag.stderr).toBe(0);
     const r = await watching;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toContain('tag');
