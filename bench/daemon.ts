@@ -21,6 +21,7 @@
 // same storage. dockerd runs in the host's network namespace (its default bridge needs it): docker0, its iptables
 // chains and rules, ip_forward, the FORWARD policy, its cgroups, /etc/docker/key.json and /run/docker are undone
 // afterwards (as ../shared/lab/cleanup.sh does) unless they were there before. Everything is stopped by pid.
+import { alive, inPrivateMountNamespace, sleep, stopPid as stopPidAfter } from './procs.js';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -86,6 +87,8 @@ const args = (() => {
 const log = (msg: string) => {
   if (!args.json || process.stderr.isTTY) console.error(`bench daemon: ${msg}`);
 };
+/** SIGTERM, up to 15 s, then SIGKILL. */
+const stopPid = (pid: number, what: string): Promise<void> => stopPidAfter(pid, what, 15_000, log);
 
 if (process.getuid?.() !== 0) {
   console.error('bench daemon: needs root (daemons, namespaces, mounts, cgroups): run it as root');
@@ -98,16 +101,7 @@ if (args.only) {
     process.exit(2);
   }
 }
-if (process.env[NS_ENV] !== '1') {
-  // Re-execute this same file inside a private mount namespace.
-  const r = spawnSync(
-    'unshare',
-    ['-m', '--propagation', 'private', '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: 'inherit', env: { ...process.env, [NS_ENV]: '1' } },
-  );
-  if (r.error) console.error(`bench daemon: cannot run unshare: ${r.error.message} (apt-get install util-linux)`);
-  process.exit(r.status ?? 1);
-}
+inPrivateMountNamespace(NS_ENV, 'daemon');
 
 const chosen = (name: Name) => !args.only || args.only.includes(name);
 // Short: skiffd's shim sockets (<dir>/run/shims/<64 hex>/control.sock) must fit in 107 bytes.
@@ -1002,45 +996,6 @@ function gitHead(): string {
 
 function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat[stat.lastIndexOf(')') + 2];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-async function waitGone(pid: number, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (alive(pid)) {
-    if (performance.now() > deadline) throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
-
-/** SIGTERM, up to 15 s, then SIGKILL. */
-async function stopPid(pid: number, what: string): Promise<void> {
-  if (!alive(pid)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-    await waitGone(pid, 15_000);
-  } catch {
-    log(`${what} ${pid} ignored SIGTERM: SIGKILL`);
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-    await waitGone(pid, 5000).catch(() => undefined);
-  }
 }
 
 function cmdline(pid: number): string[] {

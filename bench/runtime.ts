@@ -6,6 +6,7 @@
 // ../shared/lab/runtime-baseline.sh, the whole bench runs in a private mount namespace (it re-executes itself
 // under `unshare -m --propagation private`) where /sys/fs/cgroup/unified/cgroup.controllers is masked by an empty
 // file, so that every runtime runs in the same place and the host is untouched.
+import { inPrivateMountNamespace } from './procs.js';
 import { spawn, spawnSync } from 'node:child_process';
 import {
   accessSync,
@@ -61,16 +62,7 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-if (process.env[NS_ENV] !== '1') {
-  // Re-execute this same file inside a private mount namespace.
-  const r = spawnSync(
-    'unshare',
-    ['-m', '--propagation', 'private', '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: 'inherit', env: { ...process.env, [NS_ENV]: '1' } },
-  );
-  if (r.error) log(`bench runtime: cannot run unshare: ${r.error.message} (apt-get install util-linux)`);
-  process.exit(r.status ?? 1);
-}
+inPrivateMountNamespace(NS_ENV, 'runtime');
 
 interface Runtime {
   name: string;

@@ -23,6 +23,7 @@
 // Everything runs in a private mount namespace (the bench re-executes itself under `unshare -m`), so no mount made
 // by containerd, its shims or the supervisor can outlive the run; the daemons are stopped by pid at the end and the
 // cgroups made under /skiff-bench are removed.
+import { alive, inPrivateMountNamespace, sleep, stopPid as stopPidAfter, waitGone } from './procs.js';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -90,6 +91,9 @@ const args = (() => {
 const log = (msg: string) => {
   if (!args.json || process.stderr.isTTY) console.error(msg);
 };
+/** SIGTERM, up to 10 s, then SIGKILL. */
+const stopPid = (pid: number, what: string): Promise<void> =>
+  stopPidAfter(pid, what, 10_000, (m) => log(`bench supervisor: ${m}`));
 
 if (process.getuid?.() !== 0) {
   console.error('bench supervisor: needs root (containerd, namespaces, mounts, cgroups): run it as root');
@@ -102,16 +106,7 @@ if (args.only) {
     process.exit(2);
   }
 }
-if (process.env[NS_ENV] !== '1') {
-  // Re-execute this same file inside a private mount namespace.
-  const r = spawnSync(
-    'unshare',
-    ['-m', '--propagation', 'private', '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: 'inherit', env: { ...process.env, [NS_ENV]: '1' } },
-  );
-  if (r.error) console.error(`bench supervisor: cannot run unshare: ${r.error.message} (apt-get install util-linux)`);
-  process.exit(r.status ?? 1);
-}
+inPrivateMountNamespace(NS_ENV, 'supervisor');
 
 const chosen = (name: (typeof CANDIDATES)[number]) => !args.only || args.only.includes(name);
 const work = mkdtempSync('/tmp/skiff-bench-sup-');
@@ -813,45 +808,6 @@ async function main(): Promise<number> {
 
 // ------------------------------------------------------------------------------------------------------------------
 // Processes, cgroups and small helpers
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat[stat.lastIndexOf(')') + 2];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-async function waitGone(pid: number, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (alive(pid)) {
-    if (performance.now() > deadline) throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
-
-/** SIGTERM, up to 10 s, then SIGKILL. */
-async function stopPid(pid: number, what: string): Promise<void> {
-  if (!alive(pid)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-    await waitGone(pid, 10_000);
-  } catch {
-    log(`bench supervisor: ${what} ${pid} ignored SIGTERM: SIGKILL`);
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-    await waitGone(pid, 5000).catch(() => undefined);
-  }
-}
 
 function ppid(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
