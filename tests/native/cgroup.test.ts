@@ -20,6 +20,7 @@ import {
   uniqueId,
   type Bundle,
   type OciConfig,
+  waitFor,
 } from './helpers.js';
 
 const CG = '/sys/fs/cgroup';
@@ -43,14 +44,6 @@ afterAll(() => {
 
 function sleepMs(ms: number): void {
   spawnSync('sleep', [String(ms / 1000)]);
-}
-
-function waitFor(cond: () => boolean, ms = 5000): void {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    sleepMs(20);
-  }
 }
 
 const read = (p: string): string => readFileSync(p, 'utf8').trim();

@@ -259,3 +259,13 @@ export function hostMountsContaining(fragment: string): string[] {
 export function hasRunc(): boolean {
   return existsSync('/usr/sbin/runc') || existsSync('/usr/bin/runc');
 }
+
+/** Block until cond() holds, polling every 20 ms; throws after ms. (Tests here drive synchronous spawns.) */
+export function waitFor(cond: () => boolean, ms = 10_000): void {
+  const end = Date.now() + ms;
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    Atomics.wait(tick, 0, 0, 20);
+  }
+}

@@ -13,20 +13,13 @@ import {
   requireRoot,
   scratchDir,
   uniqueId,
+  waitFor,
 } from './helpers.js';
 
 const rt = new Runtime();
 beforeAll(() => requireRoot());
 afterEach(() => rt.cleanup());
 afterAll(() => cleanupScratch());
-
-function waitFor(cond: () => boolean, ms = 5000): void {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    spawnSync('sleep', ['0.02']);
-  }
-}
 
 describe('create, start, state, delete', () => {
   it('goes created → running → stopped and leaves nothing behind', () => {

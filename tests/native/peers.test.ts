@@ -5,21 +5,22 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RUNTIME, busyboxRootfs, cleanupScratch, makeBundle, requireRoot, scratchDir, uniqueId } from './helpers.js';
+import {
+  RUNTIME,
+  busyboxRootfs,
+  cleanupScratch,
+  makeBundle,
+  requireRoot,
+  scratchDir,
+  uniqueId,
+  waitFor,
+} from './helpers.js';
 
 beforeAll(() => requireRoot());
 afterAll(() => cleanupScratch());
 
 function sh(cmd: string, opts: { timeout?: number } = {}) {
   return spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: opts.timeout ?? 60_000 });
-}
-
-function waitFor(cond: () => boolean, ms = 10_000): void {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    spawnSync('sleep', ['0.05']);
-  }
 }
 
 describe('conmon (Podman’s shim) with skiff-runtime', () => {
