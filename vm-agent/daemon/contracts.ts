@@ -302,6 +302,128 @@ export interface StreamHooks {
   beforeStart(containerId: string): Promise<void>;
 }
 
+// ---------------------------------------------------------------------------------------------- networks
+
+/** A network's endpoint settings as Docker's API carries them (NetworkingConfig.EndpointsConfig[name], connect). */
+export interface EndpointConfig {
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] } | null;
+  Aliases?: string[] | null;
+  Links?: string[] | null;
+  MacAddress?: string;
+  DriverOpts?: Record<string, string> | null;
+  GwPriority?: number;
+}
+
+/** A live endpoint: a container's interface on a network (inspect's NetworkSettings.Networks[name]). */
+export interface EndpointState {
+  networkId: string;
+  networkName: string;
+  endpointId: string;
+  /** The interface name inside the container (eth0, eth1 …). */
+  ifName: string;
+  ipAddress: string;
+  prefixLen: number;
+  gateway: string;
+  macAddress: string;
+  /** What the user asked for (static address, aliases), kept for inspect. */
+  config: EndpointConfig;
+  /** Names this endpoint answers to in the network's DNS (container name, aliases, short id, hostname). */
+  dnsNames: string[];
+}
+
+/** One published port as Docker shows it (NetworkSettings.Ports, `docker port`, ps). */
+export interface PortMapping {
+  /** Container side: port and protocol. */
+  privatePort: number;
+  protocol: 'tcp' | 'udp' | 'sctp';
+  /** Host side: the address bound ("0.0.0.0" for all) and the port. */
+  hostIp: string;
+  hostPort: number;
+}
+
+/** What the container life cycle tells the network service about a container. */
+export interface NetworkedContainer {
+  id: string;
+  name: string; // with the leading "/"
+  hostname: string;
+  hostConfig: Record<string, unknown>; // NetworkMode, PortBindings, PublishAllPorts, Dns…, ExtraHosts
+  exposedPorts: string[]; // Config.ExposedPorts keys ("80/tcp")
+}
+
+/**
+ * Networks, addresses, DNS and published ports (networks/). The container service calls it at these points in a
+ * container's life; everything it returns is also kept by the service itself (persisted), so it survives restarts.
+ */
+export interface NetworkService {
+  /**
+   * Container create: check NetworkMode and NetworkingConfig.EndpointsConfig (unknown network → 404 "network X not
+   * found", a static IP outside the subnet → 400, -p with network none/host/container: → 400 as dockerd) and
+   * record the container's endpoint configs. Returns the resolv.conf nameservers the container should use
+   * (the embedded DNS address of its first network) or undefined to keep the host's.
+   */
+  create(c: NetworkedContainer, endpoints: Record<string, EndpointConfig>): Promise<{ nameservers?: string[] }>;
+  /**
+   * Container start, after the task exists (its network namespace is /proc/<pid>/ns/net) and before its process
+   * runs: make its interfaces on every network it is connected to (addresses from IPAM), reserve and publish its
+   * ports. On any failure everything done so far is undone and a DockerError says what went wrong ("Bind for
+   * 0.0.0.0:8080 failed: port is already allocated").
+   */
+  attach(c: NetworkedContainer, pid: number): Promise<void>;
+  /** Container exit/stop: unpublish its ports, release its addresses (the veths go with the netns). Idempotent. */
+  detach(containerId: string): Promise<void>;
+  /** Container remove: forget its endpoint configs (after detach). */
+  forget(containerId: string): Promise<void>;
+  /** For inspect: the container's live (or configured, when not running) endpoints by network name. */
+  endpointsOf(containerId: string): Record<string, EndpointState | { config: EndpointConfig; networkId: string }>;
+  /** For inspect, ps and `docker port`: the container's published ports (empty when not running). */
+  portsOf(containerId: string): PortMapping[];
+  /** For /etc/hosts: the container's own addresses (first network first). */
+  addressesOf(containerId: string): string[];
+  /** The address `host.docker.internal` and `--add-host x:host-gateway` resolve to. */
+  hostGatewayIp(): string;
+  /** Daemon stop: close the DNS servers and port reservations (the kernel's NAT rules stay: containers go on). */
+  close?(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------- volumes
+
+export interface VolumeRecordView {
+  name: string;
+  driver: 'local';
+  /** The directory mounted into containers (<data-root>/volumes/<name>/_data). */
+  mountpoint: string;
+  createdAt: string;
+  labels: Record<string, string>;
+  options: Record<string, string>;
+  /** Made for one container (image VOLUME, `-v /path`): removed with it by `docker rm -v` and `--rm`. */
+  anonymous: boolean;
+}
+
+/**
+ * Named and anonymous volumes (volumes/). The container service resolves volume mounts through it; a volume in
+ * use by any container (running or not) cannot be removed (409).
+ */
+export interface VolumeService {
+  /** By name; undefined when unknown. */
+  get(name: string): VolumeRecordView | undefined;
+  /** Create if missing (as `docker run -v name:/path` does); labels/options only apply to a new one. */
+  ensure(
+    name: string | undefined,
+    opts?: { labels?: Record<string, string>; anonymous?: boolean },
+  ): Promise<VolumeRecordView>;
+  /**
+   * Make the volume's directory ready to bind-mount (mount the local driver's device/type/o when it has options)
+   * and, when it is empty and never populated, copy `imageDir` (the image's content at the mount path, read from
+   * `rootfs`) into it, as Docker does on the first mount. Returns the host path to bind.
+   */
+  mountFor(name: string, opts: { rootfs?: PreparedRootfs; containerPath: string; noCopy?: boolean }): Promise<string>;
+  /** Container remove with -v (or --rm): remove its anonymous volumes unless another container uses them. */
+  removeAnonymous(names: string[]): Promise<void>;
+  /** Tells the service which volumes containers use (409 on remove, dangling filter, UsageData). */
+  setUsers(usersOf: (name: string) => string[]): void;
+  close?(): Promise<void>;
+}
+
 // ---------------------------------------------------------------------------------------------- the daemon
 
 export interface DaemonConfig {
@@ -310,6 +432,12 @@ export interface DaemonConfig {
   execRoot: string; // /run/skiff/daemon
   supervisorAddress: string; // unix socket path
   liveRestore: boolean;
+  /** The default bridge: its device and its address with prefix (`--bip`, default 192.168.215.1/24). */
+  bridge: { name: string; cidr: string };
+  /** Where user networks get their subnets (`--default-address-pool base=10.221.0.0/16,size=24`). */
+  addressPools: Array<{ base: string; size: number }>;
+  /** What host.docker.internal and host-gateway resolve to (`--host-gateway-ip`; default the bridge's gateway). */
+  hostGatewayIp?: string;
   version: { api: string; minApi: string; engine: string };
 }
 
@@ -327,4 +455,8 @@ export interface Daemon {
   execs?: ExecRegistry;
   /** Set by the streams module's register: what the container life cycle must call (StreamHooks). */
   streams?: StreamHooks;
+  /** Networks, DNS and published ports (networks/). */
+  networks: NetworkService;
+  /** Named and anonymous volumes (volumes/). */
+  volumes: VolumeService;
 }

@@ -27,6 +27,10 @@ const usage = `usage: skiffd [options]
   --supervisor PATH         skiff-supervisor's socket (default /run/skiff/supervisor.sock); started if silent
   --runtime PATH            the OCI runtime for a supervisor skiffd starts (default: skiff-runtime beside skiffd)
   --shim PATH               skiff-shim for a supervisor skiffd starts (default: beside skiffd)
+  --bip CIDR                the default bridge's address (default 192.168.215.1/24)
+  --default-address-pool base=CIDR,size=N
+                            where user networks get subnets (default base=10.221.0.0/16,size=24)
+  --host-gateway-ip IP      what host.docker.internal resolves to (default: the default bridge's address)
   -h, --help
 `;
 
@@ -63,6 +67,20 @@ function writePidfile(path: string): void {
   writeFileSync(path, `${process.pid}\n`);
 }
 
+// Away from the ranges home and office LANs, VPNs and Docker itself use most (docs/networking.md).
+const DEFAULT_BRIDGE_CIDR = '192.168.215.1/24';
+const DEFAULT_ADDRESS_POOL = 'base=10.221.0.0/16,size=24';
+
+/** dockerd's `--default-address-pool base=10.221.0.0/16,size=24`. */
+function parseAddressPool(s: string): { base: string; size: number } {
+  const kv = new Map(s.split(',').map((p) => p.split('=', 2) as [string, string]));
+  const base = kv.get('base');
+  const size = Number(kv.get('size'));
+  if (!base || !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(base) || !Number.isInteger(size) || size < 8 || size > 30)
+    throw new Error(`--default-address-pool ${s}: expected base=<IPv4 CIDR>,size=<prefix length 8-30>`);
+  return { base, size };
+}
+
 async function main(): Promise<void> {
   const pre = takeLiveRestore(process.argv.slice(2));
   const { values } = parseArgs({
@@ -77,6 +95,9 @@ async function main(): Promise<void> {
       supervisor: { type: 'string' },
       runtime: { type: 'string' },
       shim: { type: 'string' },
+      bip: { type: 'string', default: DEFAULT_BRIDGE_CIDR },
+      'default-address-pool': { type: 'string', multiple: true },
+      'host-gateway-ip': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -100,6 +121,9 @@ async function main(): Promise<void> {
     execRoot,
     supervisorAddress: resolve(values.supervisor ?? '/run/skiff/supervisor.sock'),
     liveRestore: pre.liveRestore,
+    bridge: { name: 'skiff0', cidr: values.bip },
+    addressPools: (values['default-address-pool'] ?? [DEFAULT_ADDRESS_POOL]).map(parseAddressPool),
+    hostGatewayIp: values['host-gateway-ip'],
     version: VERSION,
   };
   mkdirSync(dataRoot, { recursive: true, mode: 0o711 });
@@ -125,7 +149,7 @@ async function main(): Promise<void> {
     supervisor,
     images: undefined as unknown as ImageService,
     containers: undefined as unknown as ContainerService,
-  } as Daemon;
+  } as unknown as Daemon;
   daemon.images = await images.createImageService(daemon);
   daemon.registry = await registry.createRegistryService(daemon);
   daemon.containers = await containers.createContainerService(daemon);
