@@ -1,6 +1,12 @@
 // Docker's stats JSON from runc's stats object (cgroup v1 and v2), /proc/stat, and `ps` parsing for top.
 import { describe, expect, it } from 'vitest';
-import { parsePs, systemCpuNs, toDockerStats, type Sample } from '../../vm-agent/daemon/containers/stats.js';
+import {
+  parseNetDev,
+  parsePs,
+  systemCpuNs,
+  toDockerStats,
+  type Sample,
+} from '../../vm-agent/daemon/containers/stats.js';
 
 const v1: Sample = {
   cgroupVersion: 1,
@@ -55,7 +61,30 @@ describe('stats conversion', () => {
     expect(s.pids_stats).toEqual({ current: 3, limit: 100 });
     expect(s.blkio_stats.io_service_bytes_recursive).toEqual([{ major: 8, minor: 0, op: 'Read', value: 512 }]);
     expect(s.blkio_stats.io_serviced_recursive).toHaveLength(1);
-    expect(s.networks).toEqual({});
+    expect(s.networks).toBeUndefined(); // no interfaces of its own: dockerd leaves the key out
+  });
+
+  it('network counters per interface, without lo', () => {
+    const netDev = [
+      'Inter-|   Receive                                                |  Transmit',
+      ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed',
+      '    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0',
+      '  eth0:    5000      40    1    2    0     0          0         0     3000      30    3    4    0     0       0          0',
+    ].join('\n');
+    const networks = parseNetDev(netDev);
+    expect(networks).toEqual({
+      eth0: {
+        rx_bytes: 5000,
+        rx_packets: 40,
+        rx_errors: 1,
+        rx_dropped: 2,
+        tx_bytes: 3000,
+        tx_packets: 30,
+        tx_errors: 3,
+        tx_dropped: 4,
+      },
+    });
+    expect(toDockerStats('/x', 'id', { ...v1, networks }, undefined, 1 << 30).networks).toEqual(networks);
   });
 
   it('cgroup v2: no percpu, no max_usage, lower-case ops, a set limit kept', () => {

@@ -381,6 +381,11 @@ export interface NetworkService {
   addressesOf(containerId: string): string[];
   /** The address `host.docker.internal` and `--add-host x:host-gateway` resolve to. */
   hostGatewayIp(): string;
+  /**
+   * Daemon start, once the container service knows which containers still run: drop the addresses and ports of
+   * those that do not, take the port reservations of those that do again, re-apply bridges, rules and DNS.
+   */
+  recover(isRunning: (containerId: string) => boolean): Promise<void>;
   /** Daemon stop: close the DNS servers and port reservations (the kernel's NAT rules stay: containers go on). */
   close?(): Promise<void>;
 }

@@ -7,7 +7,7 @@ import { duBytes } from './host.js';
 import { Containers } from './service.js';
 import type { Json } from './spec.js';
 import type { ContainerRecord } from './store.js';
-import { filterList, inspectView, listView } from './views.js';
+import { filterList, inspectView, listView, type NetView } from './views.js';
 
 export { Containers } from './service.js';
 
@@ -66,14 +66,23 @@ export const register: RegisterRoutes = (router, daemon) => {
       filters,
       lookup: (ref) => c.store.get(ref),
       ancestorIds,
+      portsOf: (id) => daemon.networks.portsOf(id),
+      networksOf: (id) => Object.entries(daemon.networks.endpointsOf(id)).flatMap(([name, e]) => [name, e.networkId]),
     });
     const withSize = ctx.bool('size');
-    ctx.send(list.map((r) => listView(r, withSize ? sizes(r) : undefined)));
+    ctx.send(list.map((r) => listView(r, withSize ? sizes(r) : undefined, netView(daemon, r.id))));
   });
 
   router.add('GET', '/containers/{id}/json', async (ctx) => {
     const rec = svc(daemon).store.get(ctx.params.id!);
-    ctx.send(inspectView(rec, ctx.bool('size') ? sizes(rec) : undefined, daemon.execs?.idsOf(rec.id) ?? []));
+    ctx.send(
+      inspectView(
+        rec,
+        ctx.bool('size') ? sizes(rec) : undefined,
+        daemon.execs?.idsOf(rec.id) ?? [],
+        netView(daemon, rec.id),
+      ),
+    );
   });
 
   router.add('POST', '/containers/{id}/start', async (ctx) => {
@@ -126,3 +135,7 @@ export const register: RegisterRoutes = (router, daemon) => {
     ctx.send(await svc(daemon).prune(ctx.filters()));
   });
 };
+
+function netView(daemon: Daemon, id: string): NetView {
+  return { endpoints: daemon.networks.endpointsOf(id), ports: daemon.networks.portsOf(id) };
+}

@@ -14,6 +14,7 @@ import {
   notFoundError,
   notModified,
   serverError,
+  type NetworkedContainer,
   type ContainerService,
   type Daemon,
   type ImageRecord,
@@ -176,8 +177,7 @@ export class Containers implements ContainerService {
     const image = await this.daemon.images.resolve(imageRef);
     if (!image) throw notFoundError(`No such image: ${shortImageRef(imageRef)}`);
 
-    const { HostConfig, NetworkingConfig: _n, ...configIn } = body;
-    void _n;
+    const { HostConfig, NetworkingConfig, ...configIn } = body;
     const hostConfig = normalizeHostConfig(HostConfig as Json | undefined);
     const config = mergeImageConfig(configIn, image.config);
     config.Image = imageRef;
@@ -224,7 +224,12 @@ export class Containers implements ContainerService {
         const src = b.split(':')[0]!;
         if (src.startsWith('/') && !existsSync(src)) mkdirSync(src, { recursive: true, mode: 0o755 });
       }
-      const files = this.writeEtcFiles(id, config, hostConfig);
+      const endpoints = ((NetworkingConfig as Json | undefined)?.EndpointsConfig ?? {}) as Record<string, Json>;
+      const { nameservers } = await this.daemon.networks.create(
+        { id, name, hostname: String(config.Hostname), hostConfig, exposedPorts: exposedPorts(config) },
+        endpoints,
+      );
+      const files = this.writeEtcFiles(id, config, hostConfig, nameservers);
       const rootfs = await this.daemon.images.prepareRootfs(image, id);
       const { path, args } = pathAndArgs(config);
       const rec: ContainerRecord = {
@@ -261,6 +266,7 @@ export class Containers implements ContainerService {
       this.emit(rec, 'create');
       return { Id: id, Warnings: [] };
     } catch (err) {
+      await this.daemon.networks.forget(id).catch(() => undefined);
       this.store.releaseName(name, id);
       await this.daemon.images.removeRootfs(id).catch(() => undefined);
       this.store.remove(id);
@@ -270,21 +276,51 @@ export class Containers implements ContainerService {
     }
   }
 
-  private writeEtcFiles(id: string, config: Json, hc: Json): { hostname: string; hosts: string; resolvConf: string } {
+  private writeEtcFiles(
+    id: string,
+    config: Json,
+    hc: Json,
+    nameservers: string[] | undefined,
+  ): { hostname: string; hosts: string; resolvConf: string } {
     const dir = this.store.dir(id);
     const hostNet = hc.NetworkMode === 'host';
     const p = { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };
     writeFileSync(p.hostname, `${config.Hostname}\n`, { mode: 0o644 });
-    let hosts = hostsFile(hc.ExtraHosts as string[] | null);
+    let hosts = hostsFile(hc.ExtraHosts as string[] | null, undefined, this.daemon.networks.hostGatewayIp());
     if (hostNet && existsSync('/etc/hosts')) hosts = readFileSync('/etc/hosts', 'utf8');
     writeFileSync(p.hosts, hosts, { mode: 0o644 });
     const hostResolv = existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : '';
+    // On bridge networks the embedded DNS (on the gateway) answers: container names, host.docker.internal, and
+    // the host's resolvers for the rest; --dns still wins.
+    const dns = (hc.Dns as string[] | null)?.length ? (hc.Dns as string[]) : nameservers;
     writeFileSync(
       p.resolvConf,
-      resolvConf(hostResolv, { dns: hc.Dns, search: hc.DnsSearch, options: hc.DnsOptions, hostNetwork: hostNet }),
+      resolvConf(hostResolv, { dns, search: hc.DnsSearch, options: hc.DnsOptions, hostNetwork: hostNet }),
       { mode: 0o644 },
     );
     return p;
+  }
+
+  /** /etc/hosts once the container has its addresses (written in place: it is already bind-mounted). */
+  private writeHostsWithSelf(rec: ContainerRecord): void {
+    if (rec.hostConfig.NetworkMode === 'host') return;
+    const ip = this.daemon.networks.addressesOf(rec.id)[0];
+    if (!ip) return;
+    const names = [String(rec.config.Hostname)];
+    writeFileSync(
+      rec.hostsPath,
+      hostsFile(rec.hostConfig.ExtraHosts as string[] | null, { ip, names }, this.daemon.networks.hostGatewayIp()),
+    );
+  }
+
+  private netContainer(rec: ContainerRecord): NetworkedContainer {
+    return {
+      id: rec.id,
+      name: rec.name,
+      hostname: String(rec.config.Hostname ?? ''),
+      hostConfig: rec.hostConfig,
+      exposedPorts: exposedPorts(rec.config),
+    };
   }
 
   // ----- start --------------------------------------------------------------------------------------------------
@@ -367,7 +403,10 @@ export class Containers implements ContainerService {
           max_file: lo['max-file'] ? Number(lo['max-file']) : 1,
         },
       });
-      await this.sup.tasks.create(id, !!rec.config.OpenStdin);
+      const task = await this.sup.tasks.create(id, !!rec.config.OpenStdin);
+      // Its network namespace exists now and its program has not run yet: give it its interfaces and ports.
+      await this.daemon.networks.attach(this.netContainer(rec), task.pid);
+      this.writeHostsWithSelf(rec);
       await this.daemon.streams?.beforeStart(id).catch(() => undefined);
       const { pid } = await this.sup.tasks.start(id);
       rec.state = {
@@ -384,6 +423,9 @@ export class Containers implements ContainerService {
       this.emit(rec, 'start');
     } catch (err) {
       await this.sup.tasks.delete(id).catch(() => undefined);
+      await this.daemon.networks
+        .detach(id)
+        .catch((e) => log.warn(`container ${id}: network detach: ${errorMessage(e)}`));
       const msg = errorMessage(err);
       const notFound = /not found|no such file|executable file/i.test(msg);
       const denied = /permission denied/i.test(msg);
@@ -457,6 +499,9 @@ export class Containers implements ContainerService {
     if (rec.state.status !== 'running' && rec.state.status !== 'paused') return;
     if (x.pid && rec.state.pid && x.pid !== rec.state.pid) return; // an earlier run's exit
     await this.sup.tasks.delete(id).catch(() => undefined);
+    await this.daemon.networks
+      .detach(id)
+      .catch((err) => log.warn(`container ${id}: network detach: ${errorMessage(err)}`));
     const finishedAt = fromTimestamp(x.exitedAt) ?? nowRfc3339();
     const ranMs = Date.parse(finishedAt) - Date.parse(rec.state.startedAt);
     rec.state = {
@@ -736,6 +781,9 @@ export class Containers implements ContainerService {
         this.store.put(cur);
         throw serverError(`unable to remove filesystem for ${cur.id}: ${errorMessage(err)}`);
       }
+      await this.daemon.networks
+        .forget(cur.id)
+        .catch((err) => log.warn(`container ${cur.id}: forgetting its networks: ${errorMessage(err)}`));
       this.store.remove(cur.id);
       this.daemon.execs?.forget(cur.id);
       this.emit(cur, 'destroy');
@@ -865,6 +913,10 @@ export class Containers implements ContainerService {
     this.subscribe();
     await this.resync();
     if (!this.daemon.config.liveRestore) await this.stopAllAtStartup();
+    await this.daemon.networks.recover((id) => {
+      const s = this.store.find(id)?.state.status;
+      return s === 'running' || s === 'paused';
+    });
     // Restart policies resumed: containers that should run and do not.
     for (const rec of this.store.list()) {
       const rp = (rec.hostConfig.RestartPolicy ?? {}) as { Name?: string };
@@ -980,6 +1032,11 @@ export function labelsMatch(labels: Record<string, string>, want: string[], posi
     if (!positive && hit) return false;
   }
   return true;
+}
+
+/** Config.ExposedPorts keys ("80/tcp"). */
+function exposedPorts(config: Json): string[] {
+  return Object.keys((config.ExposedPorts as Json | null) ?? {});
 }
 
 export type { ImageRecord };

@@ -170,7 +170,6 @@ export function normalizeHostConfig(hc: Json | undefined): Json {
   h.RestartPolicy = rp;
   if (h.AutoRemove && rp.Name !== 'no') throw badRequest("can't create 'AutoRemove' container with restart policy");
   checkResources(h);
-  checkNoPublishing(h);
   if (!h.NetworkMode || h.NetworkMode === 'default') h.NetworkMode = 'bridge';
   h.ShmSize = h.ShmSize && h.ShmSize > 0 ? h.ShmSize : DEFAULT_SHM_SIZE;
   if (h.ShmSize < 0) throw badRequest('SHM size can not be less than 0');
@@ -192,19 +191,6 @@ export function normalizeHostConfig(hc: Json | undefined): Json {
   h.MaskedPaths = h.MaskedPaths ?? (h.Privileged ? null : [...MASKED_PATHS]);
   h.ReadonlyPaths = h.ReadonlyPaths ?? (h.Privileged ? null : [...READONLY_PATHS]);
   return h;
-}
-
-/**
- * Publishing needs networking (bridge, NAT, port forwards), which skiffd does not have yet: refuse -p/-P clearly
- * rather than create a container whose ports answer nothing.
- */
-export function checkNoPublishing(h: Json): void {
-  const bindings = Object.values((h.PortBindings ?? {}) as Record<string, unknown[] | null>).some((b) => !!b?.length);
-  if (bindings || h.PublishAllPorts)
-    throw new DockerError(
-      501,
-      'publishing ports (-p, -P) is not supported yet: Skiff has no container networking yet; run without -p',
-    );
 }
 
 /** Resource checks shared by create and update. */
@@ -805,6 +791,7 @@ export function buildSpec(input: SpecInput): Json {
 export function hostsFile(
   extraHosts: readonly string[] | null | undefined,
   self?: { ip: string; names: string[] },
+  hostGatewayIp?: string,
 ): string {
   const lines = [
     '127.0.0.1\tlocalhost',
@@ -821,8 +808,10 @@ export function hostsFile(
     const name = e.slice(0, i);
     let ip = e.slice(i + 1);
     if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
-    if (ip === 'host-gateway')
-      throw new DockerError(501, 'host-gateway in --add-host is not supported yet (it comes with networking)');
+    if (ip === 'host-gateway') {
+      if (!hostGatewayIp) throw badRequest('unable to derive the IP value for host-gateway');
+      ip = hostGatewayIp;
+    }
     if (!/^[0-9a-fA-F:.]+$/.test(ip)) throw badRequest(`invalid IP address in add-host: ${JSON.stringify(ip)}`);
     lines.push(`${ip}\t${name}`);
   }

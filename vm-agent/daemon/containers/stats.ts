@@ -110,6 +110,46 @@ export interface Sample {
   systemCpuUsage: number;
   onlineCpus: number;
   read: string;
+  /** The container's interfaces' counters (/proc/<pid>/net/dev in its network namespace), lo left out. */
+  networks?: Record<string, NetCounters>;
+}
+
+export interface NetCounters {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
+}
+
+/** /proc/net/dev → counters per interface, without lo (as dockerd reports them). */
+export function parseNetDev(text: string): Record<string, NetCounters> {
+  const out: Record<string, NetCounters> = {};
+  for (const line of text.split('\n').slice(2)) {
+    const i = line.indexOf(':');
+    if (i < 0) continue;
+    const name = line.slice(0, i).trim();
+    const f = line
+      .slice(i + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (name === 'lo' || f.length < 16) continue;
+    out[name] = {
+      rx_bytes: f[0]!,
+      rx_packets: f[1]!,
+      rx_errors: f[2]!,
+      rx_dropped: f[3]!,
+      tx_bytes: f[8]!,
+      tx_packets: f[9]!,
+      tx_errors: f[10]!,
+      tx_dropped: f[11]!,
+    };
+  }
+  return out;
 }
 
 /**
@@ -172,7 +212,8 @@ export function toDockerStats(
   const b = obj(cur.stats.blkio);
   out.blkio_stats.io_service_bytes_recursive = blkio(b.ioServiceBytesRecursive, v2);
   out.blkio_stats.io_serviced_recursive = v2 ? null : blkio(b.ioServicedRecursive, false);
-  out.networks = {};
+  if (cur.networks && Object.keys(cur.networks).length) out.networks = cur.networks;
+  else delete out.networks;
   return out;
 }
 
@@ -187,7 +228,7 @@ export function systemCpuNs(procStat: string): number {
 
 // ---------------------------------------------------------------------------------------------- sampling
 
-async function sample(sup: SupervisorClient, id: string): Promise<Sample | undefined> {
+async function sample(sup: SupervisorClient, id: string, pid: number): Promise<Sample | undefined> {
   let s;
   try {
     s = await sup.tasks.stats(id);
@@ -207,12 +248,19 @@ async function sample(sup: SupervisorClient, id: string): Promise<Sample | undef
   } catch {
     // no /proc/stat
   }
+  let networks: Record<string, NetCounters> | undefined;
+  try {
+    if (pid > 0) networks = parseNetDev(await readFile(`/proc/${pid}/net/dev`, 'utf8'));
+  } catch {
+    // gone meanwhile
+  }
   return {
     cgroupVersion: s.cgroup_version,
     stats,
     systemCpuUsage,
     onlineCpus: availableParallelism(),
     read: nowRfc3339(),
+    networks,
   };
 }
 
@@ -226,19 +274,21 @@ export async function handleStats(daemon: Daemon, ctx: RequestContext): Promise<
   if (stream && oneShot) throw badRequest('cannot have stream=true and one-shot=true');
   const task = daemon.containers.taskId(c);
   const name = c.name;
+  // Network counters come from the container's own namespace; with the host's network there are none of its own.
+  const netPid = c.hostConfig.NetworkMode === 'host' ? 0 : c.state.pid;
   if (!stream) {
     if (!running(c)) {
       ctx.send(emptyStats(name, c.id));
       return;
     }
-    const first = await sample(sup, task);
+    const first = await sample(sup, task, netPid);
     if (!first || oneShot) {
       ctx.send(first ? toDockerStats(name, c.id, first, undefined) : emptyStats(name, c.id));
       return;
     }
     // As dockerd: prime the CPU figures with a first sample so the answer's precpu_stats are not zero.
     await new Promise((r) => setTimeout(r, 1000));
-    const second = await sample(sup, task);
+    const second = await sample(sup, task, netPid);
     ctx.send(second ? toDockerStats(name, c.id, second, first) : emptyStats(name, c.id));
     return;
   }
@@ -250,7 +300,7 @@ export async function handleStats(daemon: Daemon, ctx: RequestContext): Promise<
   while (!closed) {
     let s: Sample | undefined;
     try {
-      s = await sample(sup, task);
+      s = await sample(sup, task, netPid);
     } catch {
       s = undefined;
     }

@@ -1,6 +1,6 @@
 // The JSON the API answers for containers: GET /containers/{id}/json (inspect) and GET /containers/json (list),
 // in the shapes the docker CLI, dockerode and docker-py read; and the list filters.
-import { badRequest, type Filters } from '../contracts.js';
+import { badRequest, type EndpointConfig, type EndpointState, type Filters, type PortMapping } from '../contracts.js';
 import type { Json, MountPoint } from './spec.js';
 import { ZERO_TIME, type ContainerRecord } from './store.js';
 
@@ -21,39 +21,84 @@ function mountsView(rec: ContainerRecord): Json[] {
   );
 }
 
-function endpoint(): Json {
+/** What the network service knows of a container, for its views. */
+export interface NetView {
+  endpoints: Record<string, EndpointState | { config: EndpointConfig; networkId: string }>;
+  ports: PortMapping[];
+}
+
+const NO_NET: NetView = { endpoints: {}, ports: [] };
+
+function endpointView(e: EndpointState | { config: EndpointConfig; networkId: string }): Json {
+  const live = 'endpointId' in e ? e : undefined;
   return {
-    IPAMConfig: null,
-    Links: null,
-    Aliases: null,
-    MacAddress: '',
-    DriverOpts: null,
-    GwPriority: 0,
-    NetworkID: '',
-    EndpointID: '',
-    Gateway: '',
-    IPAddress: '',
-    IPPrefixLen: 0,
+    IPAMConfig: e.config.IPAMConfig ?? null,
+    Links: e.config.Links ?? null,
+    Aliases: e.config.Aliases?.length ? e.config.Aliases : null,
+    MacAddress: live?.macAddress ?? '',
+    DriverOpts: e.config.DriverOpts ?? null,
+    GwPriority: e.config.GwPriority ?? 0,
+    NetworkID: e.networkId,
+    EndpointID: live?.endpointId ?? '',
+    Gateway: live?.gateway ?? '',
+    IPAddress: live?.ipAddress ?? '',
+    IPPrefixLen: live?.prefixLen ?? 0,
     IPv6Gateway: '',
     GlobalIPv6Address: '',
     GlobalIPv6PrefixLen: 0,
-    DNSNames: null,
+    DNSNames: live?.dnsNames.length ? live.dnsNames : null,
   };
 }
 
-function networksView(rec: ContainerRecord): Json {
+function networksView(rec: ContainerRecord, net: NetView): Json {
   const mode = String(rec.hostConfig.NetworkMode ?? 'bridge');
   if (mode.startsWith('container:')) return {};
-  return { [mode]: endpoint() };
+  const out: Json = {};
+  for (const [name, e] of Object.entries(net.endpoints)) out[name] = endpointView(e);
+  return out;
+}
+
+/** NetworkSettings.Ports: every exposed port, with its host bindings or null ("80/tcp": [{HostIp, HostPort}]). */
+function portsView(rec: ContainerRecord, net: NetView, running: boolean): Json {
+  const out: Json = {};
+  if (!running) return out;
+  for (const k of Object.keys((rec.config.ExposedPorts as Json | null) ?? {}))
+    out[k.includes('/') ? k : `${k}/tcp`] = null;
+  for (const p of net.ports) {
+    const k = `${p.privatePort}/${p.protocol}`;
+    const list = (out[k] as Json[] | null) ?? [];
+    list.push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+    out[k] = list;
+  }
+  return out;
+}
+
+/** ps' Ports: published ones with their host side, exposed ones without. */
+function listPorts(rec: ContainerRecord, net: NetView): Json[] {
+  const out: Json[] = net.ports.map((p) => ({
+    IP: p.hostIp,
+    PrivatePort: p.privatePort,
+    PublicPort: p.hostPort,
+    Type: p.protocol,
+  }));
+  for (const k of Object.keys((rec.config.ExposedPorts as Json | null) ?? {})) {
+    const [port, proto = 'tcp'] = k.split('/');
+    if (!net.ports.some((p) => String(p.privatePort) === port && p.protocol === proto))
+      out.push({ PrivatePort: Number(port), Type: proto });
+  }
+  return out;
 }
 
 export function inspectView(
   rec: ContainerRecord,
   sizes?: { rw: number; rootFs: number },
   execIds: string[] = [],
+  net: NetView = NO_NET,
 ): Json {
   const s = rec.state;
   const active = s.status === 'running' || s.status === 'paused' || s.status === 'restarting';
+  const bridge = net.endpoints.bridge;
+  const bridgeEp = bridge && 'endpointId' in bridge ? bridge : undefined;
   const state: Json = {
     Status: s.status,
     Running: active,
@@ -101,23 +146,24 @@ export function inspectView(
     Config: rec.config,
     NetworkSettings: {
       Bridge: '',
-      SandboxID: '',
-      SandboxKey: '',
-      Ports: {},
+      SandboxID: active ? rec.id : '',
+      SandboxKey: active && s.pid ? `/proc/${s.pid}/ns/net` : '',
+      Ports: portsView(rec, net, active),
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
-      EndpointID: '',
-      Gateway: '',
+      // The top-level address fields describe the default bridge only, as dockerd's.
+      EndpointID: bridgeEp?.endpointId ?? '',
+      Gateway: bridgeEp?.gateway ?? '',
       GlobalIPv6Address: '',
       GlobalIPv6PrefixLen: 0,
-      IPAddress: '',
-      IPPrefixLen: 0,
+      IPAddress: bridgeEp?.ipAddress ?? '',
+      IPPrefixLen: bridgeEp?.prefixLen ?? 0,
       IPv6Gateway: '',
-      MacAddress: '',
-      Networks: networksView(rec),
+      MacAddress: bridgeEp?.macAddress ?? '',
+      Networks: networksView(rec, net),
     },
   };
   if (sizes) {
@@ -171,7 +217,7 @@ function quoteArg(a: string): string {
   return /[\s"'\\]/.test(a) || a === '' ? JSON.stringify(a) : a;
 }
 
-export function listView(rec: ContainerRecord, sizes?: { rw: number; rootFs: number }): Json {
+export function listView(rec: ContainerRecord, sizes?: { rw: number; rootFs: number }, net: NetView = NO_NET): Json {
   const out: Json = {
     Id: rec.id,
     Names: [rec.name],
@@ -179,12 +225,12 @@ export function listView(rec: ContainerRecord, sizes?: { rw: number; rootFs: num
     ImageID: rec.imageId,
     Command: [rec.path, ...rec.args].map(quoteArg).join(' '),
     Created: Math.floor(Date.parse(rec.created) / 1000),
-    Ports: [],
+    Ports: listPorts(rec, net),
     Labels: (rec.config.Labels as Record<string, string> | null) ?? {},
     State: rec.state.status,
     Status: statusText(rec),
     HostConfig: { NetworkMode: rec.hostConfig.NetworkMode ?? 'bridge' },
-    NetworkSettings: { Networks: networksView(rec) },
+    NetworkSettings: { Networks: networksView(rec, net) },
     Mounts: mountsView(rec),
   };
   if (sizes) {
@@ -220,6 +266,10 @@ export interface ListOptions {
   /** Container refs (before/since) → the record; image refs (ancestor) → image ids. */
   lookup(ref: string): ContainerRecord;
   ancestorIds: Set<string>;
+  /** The container's published ports (publish filter). */
+  portsOf?(id: string): PortMapping[];
+  /** Names and ids of the networks the container is on (network filter). */
+  networksOf?(id: string): string[];
 }
 
 /** dockerd's list: newest first, filters as daemon/list.go. */
@@ -273,8 +323,8 @@ export function filterList(all: ContainerRecord[], o: ListOptions): ContainerRec
       if (!f.get('health')!.includes(h)) continue;
     }
     if (f.has('network')) {
-      const mode = String(c.hostConfig.NetworkMode ?? 'bridge');
-      if (!f.get('network')!.includes(mode)) continue;
+      const nets = o.networksOf?.(c.id) ?? [String(c.hostConfig.NetworkMode ?? 'bridge')];
+      if (!f.get('network')!.some((n) => nets.includes(n))) continue;
     }
     if (f.has('volume')) {
       const dsts = c.mountPoints.flatMap((m) => [m.Source, m.Destination]);
@@ -282,9 +332,10 @@ export function filterList(all: ContainerRecord[], o: ListOptions): ContainerRec
     }
     if (f.has('publish') || f.has('expose')) {
       const exposed = Object.keys((c.config.ExposedPorts as Json | null) ?? {});
-      const want = [...(f.get('publish') ?? []), ...(f.get('expose') ?? [])];
-      if (f.has('publish')) continue; // nothing is published before networking lands
-      if (!want.some((w) => exposed.includes(w.includes('/') ? w : `${w}/tcp`))) continue;
+      const published = (o.portsOf?.(c.id) ?? []).map((p) => `${p.privatePort}/${p.protocol}`);
+      const has = (w: string, keys: string[]): boolean => keys.includes(w.includes('/') ? w : `${w}/tcp`);
+      if (f.has('publish') && !f.get('publish')!.some((w) => has(w, published))) continue;
+      if (f.has('expose') && !f.get('expose')!.some((w) => has(w, exposed))) continue;
     }
     if (f.has('is-task') && f.get('is-task')!.includes('true')) continue;
     out.push(c);
