@@ -155,6 +155,14 @@ export class DaemonHarness {
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
+  /**
+   * Run a program inside the daemon's network (and mount) namespace, asynchronously: the "host" side of published
+   * ports, bridges and nft rules as the test daemon sees them.
+   */
+  inNetns(cmd: string, args: string[], opts: DockerOpts = {}): Promise<RunResult> {
+    return run('nsenter', ['-t', String(this.nsPid), '-m', '-n', '--', cmd, ...args], opts);
+  }
+
   /** Start skiffd (in the namespaces) and wait until /_ping answers. */
   async startDaemon(): Promise<void> {
     mkdirSync(this.dockerConfig, { recursive: true });
