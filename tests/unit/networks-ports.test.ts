@@ -154,6 +154,16 @@ function udpTaken(port: number): Promise<boolean> {
   });
 }
 
+/** The DockerError a reserve fails with (a test failure when it succeeds). */
+async function failure(p: Promise<unknown>): Promise<DockerError> {
+  const e = await p.then(
+    () => new Error('reserve succeeded'),
+    (err: unknown) => err,
+  );
+  if (!(e instanceof DockerError)) throw e;
+  return e;
+}
+
 const lo = (privatePort: number, from: number, to = from, protocol: WantedPort['protocol'] = 'tcp') =>
   w(privatePort, from, to, { hostIp: '127.0.0.1', protocol });
 
@@ -189,10 +199,10 @@ describe('PortReservations', () => {
   it("a port someone else holds fails with dockerd's message and leaves nothing held", async () => {
     const taken = await holdElsewhere();
     const free = await freePort();
-    const err = await res.reserve('c1', 'web', [lo(81, free), lo(80, taken)]).catch((e: unknown) => e);
+    const err = await failure(res.reserve('c1', 'web', [lo(81, free), lo(80, taken)]));
     expect(err).toBeInstanceOf(DockerError);
-    expect((err as DockerError).status).toBe(500);
-    expect((err as DockerError).message).toBe(
+    expect(err.status).toBe(500);
+    expect(err.message).toBe(
       `driver failed programming external connectivity on endpoint web: Bind for 127.0.0.1:${taken} failed: port is already allocated`,
     );
     // all or nothing: the port bound first in this call is free again, and nothing is recorded
@@ -203,11 +213,11 @@ describe('PortReservations', () => {
   it('a port another container holds here clashes, also between 0.0.0.0 and one address', async () => {
     const port = await freePort();
     await res.reserve('c1', 'one', [lo(80, port)]);
-    const e1 = await res.reserve('c2', 'two', [lo(80, port)]).catch((e: unknown) => e as DockerError);
+    const e1 = await failure(res.reserve('c2', 'two', [lo(80, port)]));
     expect(e1.message).toBe(
       `driver failed programming external connectivity on endpoint two: Bind for 127.0.0.1:${port} failed: port is already allocated`,
     );
-    const e2 = await res.reserve('c2', 'two', [w(80, port)]).catch((e: unknown) => e as DockerError);
+    const e2 = await failure(res.reserve('c2', 'two', [w(80, port)]));
     expect(e2.message).toMatch(`Bind for 0.0.0.0:${port} failed: port is already allocated`);
     // the same number in the other protocol is another port
     expect(await res.reserve('c2', 'two', [lo(80, port, port, 'udp')])).toHaveLength(1);
@@ -216,7 +226,7 @@ describe('PortReservations', () => {
 
   it('two bindings of one call that clash fail the call', async () => {
     const port = await freePort();
-    const err = await res.reserve('c1', 'web', [lo(80, port), lo(81, port)]).catch((e: unknown) => e as DockerError);
+    const err = await failure(res.reserve('c1', 'web', [lo(80, port), lo(81, port)]));
     expect(err.message).toMatch(`Bind for 127.0.0.1:${port} failed: port is already allocated`);
     expect(await tcpTaken(port)).toBe(false);
   });
@@ -231,7 +241,7 @@ describe('PortReservations', () => {
     expect(a!.hostPort).toBe(base + 1);
     const [b] = await res.reserve('c2', 'web2', [lo(80, base, base + 2)]);
     expect(b!.hostPort).toBe(base + 2);
-    const err = await res.reserve('c3', 'web3', [lo(80, base, base + 2)]).catch((e: unknown) => e as DockerError);
+    const err = await failure(res.reserve('c3', 'web3', [lo(80, base, base + 2)]));
     expect(err.message).toBe(
       `driver failed programming external connectivity on endpoint web3: Bind for 127.0.0.1:${base}-${base + 2} failed: all ports are allocated`,
     );
@@ -246,14 +256,14 @@ describe('PortReservations', () => {
   });
 
   it('an address the host does not have fails clearly', async () => {
-    const err = await res.reserve('c1', 'web', [w(80, 0, 0, { hostIp: '203.0.113.7' })]).catch((e: unknown) => e);
-    expect((err as DockerError).message).toBe(
+    const err = await failure(res.reserve('c1', 'web', [w(80, 0, 0, { hostIp: '203.0.113.7' })]));
+    expect(err.message).toBe(
       'driver failed programming external connectivity on endpoint web: listen tcp4 203.0.113.7:0: bind: cannot assign requested address',
     );
   });
 
   it('SCTP cannot be held yet: 501', async () => {
-    const err = await res.reserve('c1', 'web', [lo(80, 0, 0, 'sctp')]).catch((e: unknown) => e as DockerError);
+    const err = await failure(res.reserve('c1', 'web', [lo(80, 0, 0, 'sctp')]));
     expect([err.status, err.message]).toEqual([501, 'publishing SCTP ports is not supported yet']);
   });
 
