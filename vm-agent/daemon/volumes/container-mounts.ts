@@ -1,0 +1,59 @@
+// What container create does with volumes: add an anonymous volume for each image VOLUME no user mount covers,
+// make (or find) every volume a mount names, copy the image's content into the empty ones, and record the host
+// path each one binds (MountPoint.Source) and the name of the anonymous ones.
+import type { Daemon, PreparedRootfs } from '../contracts.js';
+import { cleanContainerPath, type MountPoint } from '../containers/spec.js';
+import type { CreateOptions } from './service.js';
+
+/**
+ * Resolve the volume mounts of a new container in place. `created` gets the name of each volume made here (so a
+ * create that fails later can remove the anonymous ones again); on failure here they are removed already.
+ */
+export async function resolveVolumeMounts(
+  daemon: Daemon,
+  mounts: MountPoint[],
+  imageVolumes: Record<string, unknown> | null | undefined,
+  rootfs: PreparedRootfs,
+  created: string[],
+): Promise<void> {
+  const taken = new Set(mounts.map((m) => m.Destination));
+  for (const path of Object.keys(imageVolumes ?? {})) {
+    const dst = cleanContainerPath(path, 'volume');
+    if (taken.has(dst) || dst === '/') continue;
+    taken.add(dst);
+    mounts.push({
+      Type: 'volume',
+      Name: '',
+      Source: '',
+      Destination: dst,
+      Driver: 'local',
+      Mode: '',
+      RW: true,
+      Propagation: '',
+    });
+  }
+  try {
+    for (const m of mounts) {
+      if (m.Type !== 'volume') continue;
+      const isNew = !m.Name || !daemon.volumes.get(m.Name);
+      // ensure() takes the local driver's options too (volume-opt): passed as a variable, beyond the contract's type.
+      const opts: Pick<CreateOptions, 'anonymous' | 'options'> & { labels?: Record<string, string> } = {
+        anonymous: !m.Name,
+        labels: m.volumeLabels,
+        options: m.volumeOptions ?? null,
+      };
+      const v = await daemon.volumes.ensure(m.Name || undefined, opts);
+      if (isNew) created.push(v.name);
+      m.Name = v.name;
+      m.Source = await daemon.volumes.mountFor(v.name, { rootfs, containerPath: m.Destination, noCopy: m.noCopy });
+    }
+  } catch (err) {
+    await daemon.volumes.removeAnonymous(created).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The names of a container's volumes (for `docker rm -v`). */
+export function volumeNames(mounts: MountPoint[]): string[] {
+  return mounts.filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name!);
+}
