@@ -82,6 +82,7 @@ export class DnsServer {
   /** Finishers of the upstream exchanges in progress: close() ends them all. */
   private readonly exchanges = new Set<() => void>();
   private inFlight = 0;
+  private lastBusyWarning = 0;
   private closed = false;
 
   constructor(
@@ -297,7 +298,10 @@ export class DnsServer {
   /** The upstreams' answer to `query` (a copy of it, with an id of our own), or undefined when none answers. */
   private async forward(query: Buffer, question: Question, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     if (this.inFlight >= MAX_IN_FLIGHT) {
-      log.warn(`DNS: ${MAX_IN_FLIGHT} queries already being forwarded, refusing another`);
+      if (Date.now() - this.lastBusyWarning > 10_000) {
+        this.lastBusyWarning = Date.now();
+        log.warn(`DNS: ${MAX_IN_FLIGHT} queries already being forwarded, answering SERVFAIL to more`);
+      }
       return undefined;
     }
     this.inFlight++;
