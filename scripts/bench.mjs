@@ -1,4 +1,5 @@
-// `npm run bench -- <name> [options]` runs bench/<name>.ts with tsx. bench/harness.ts holds the shared harness.
+// `npm run bench -- <name> [options]` runs bench/<name>.ts with tsx. bench/harness.ts holds the shared harness;
+// procs.ts and daemons.ts are helpers the benchmarks share, not benchmarks.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -6,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benches = readdirSync(join(root, 'bench'))
-  .filter((f) => f.endsWith('.ts') && f !== 'harness.ts')
+  .filter((f) => f.endsWith('.ts') && !['harness.ts', 'procs.ts', 'daemons.ts'].includes(f))
   .map((f) => f.slice(0, -3));
 const [name, ...rest] = process.argv.slice(2);
 
