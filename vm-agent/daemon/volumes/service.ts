@@ -11,6 +11,7 @@ import {
   conflict,
   notFoundError,
   type Daemon,
+  type DockerEvent,
   type Filters,
   type PreparedRootfs,
   type VolumeRecordView,
@@ -63,6 +64,12 @@ export class Volumes implements VolumeService {
   /** Load the records; mount again the devices of volumes with options (gone after a reboot). */
   init(): void {
     this.store.load();
+    // Docker's volume mount/unmount events follow the containers' start and die, which the bus reports.
+    const bus = this.daemon.events as { subscribe?(l: (e: { event: DockerEvent }) => void): unknown };
+    bus.subscribe?.(({ event }) => {
+      if (event.Type === 'container' && (event.Action === 'start' || event.Action === 'die'))
+        void this.containerMounts(event.Actor.ID, event.Action === 'start' ? 'mount' : 'unmount');
+    });
     for (const v of this.store.list()) {
       if (!v.options?.device) continue;
       try {
@@ -209,9 +216,10 @@ export class Volumes implements VolumeService {
     const deleted: string[] = [];
     let reclaimed = 0;
     for (const v of this.store.list()) {
-      if (!all && !v.anonymous) continue;
-      if (this.usersOf(v.name).length > 0) continue;
       const labels = v.labels ?? {};
+      // dockerd tells anonymous volumes by their label (a volume created with it through the API counts too).
+      if (!all && !(ANONYMOUS_LABEL in labels)) continue;
+      if (this.usersOf(v.name).length > 0) continue;
       if (!(filters.get('label') ?? []).every((l) => hasLabel(labels, l))) continue;
       if ((filters.get('label!') ?? []).some((l) => hasLabel(labels, l))) continue;
       const size = duBytes(this.store.dataDir(v.name));
@@ -237,6 +245,19 @@ export class Volumes implements VolumeService {
       ...this.apiView(v),
       UsageData: { Size: duBytes(this.store.dataDir(v.name)), RefCount: this.usersOf(v.name).length },
     }));
+  }
+
+  /** The volume mount/unmount events of a container's volumes. */
+  private async containerMounts(id: string, action: 'mount' | 'unmount'): Promise<void> {
+    const c = (await this.daemon.containers.get(id).catch(() => undefined)) as
+      { mountPoints?: Array<{ Type: string; Name?: string; Destination: string; RW: boolean }> } | undefined;
+    for (const m of c?.mountPoints ?? []) {
+      if (m.Type !== 'volume' || !m.Name) continue;
+      const attrs: Record<string, string> = { container: id, driver: 'local' };
+      if (action === 'mount')
+        Object.assign(attrs, { destination: m.Destination, propagation: '', 'read/write': String(m.RW) });
+      this.daemon.events.emit({ Type: 'volume', Action: action, Actor: { ID: m.Name, Attributes: attrs } });
+    }
   }
 
   // ----- helpers ------------------------------------------------------------------------------------------------
