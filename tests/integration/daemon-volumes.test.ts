@@ -299,6 +299,34 @@ describe('volumes in containers', () => {
     await docker('volume', 'rm', 'named1');
   });
 
+  it("--volumes-from: the other container's volumes and binds, read-only with :ro", async () => {
+    const host = join(work, 'vfbind');
+    mkdirSync(host);
+    await docker('create', '--name', 'vfsrc', '--network', 'none', '-v', 'vfvol:/v', '-v', `${host}:/b`, 'volimage:1');
+    expect(await run('--volumes-from', 'vfsrc', 'busybox', 'sh', '-c', 'echo 1 > /v/f; echo 2 > /b/f; ls /data')).toBe(
+      'hello\nsub',
+    );
+    expect(readFileSync(join(host, 'f'), 'utf8')).toBe('2\n');
+    const ro = await d.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--volumes-from',
+      'vfsrc:ro',
+      'busybox',
+      'touch',
+      '/v/g',
+    ]);
+    expect(ro.code).not.toBe(0);
+    expect(await run('--volumes-from', 'vfsrc:ro', 'busybox', 'cat', '/v/f')).toBe('1');
+    expect(await fails('run', '--rm', '--volumes-from', 'nosuchc', 'busybox', 'true')).toContain(
+      'No such container: nosuchc',
+    );
+    await docker('rm', '-v', 'vfsrc');
+    await docker('volume', 'rm', 'vfvol');
+  });
+
   it('a volume is filled once: emptied by the user, it stays empty; nocopy leaves it empty', async () => {
     expect(await run('-v', 'pop:/data', 'volimage:1', 'ls', '/data')).toBe('hello\nsub');
     await run('-v', 'pop:/data', 'volimage:1', 'sh', '-c', 'rm -rf /data/*');

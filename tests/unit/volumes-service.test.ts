@@ -279,8 +279,7 @@ describe('volume mounts of a container (spec.ts)', () => {
     expect(error(() => parseMount({ Type: 'volume', Target: '/v', BindOptions: {} })).status).toBe(400);
   });
 
-  it('--volumes-from is a clear 501; duplicate destinations a 400', () => {
-    expect(error(() => userMounts({ VolumesFrom: ['other'] })).status).toBe(501);
+  it('duplicate destinations are a 400', () => {
     expect(error(() => userMounts({ Binds: ['a:/x', 'b:/x'] })).message).toBe('Duplicate mount point: /x');
   });
 

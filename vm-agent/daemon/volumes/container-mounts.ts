@@ -1,22 +1,36 @@
 // What container create does with volumes: add an anonymous volume for each image VOLUME no user mount covers,
 // make (or find) every volume a mount names, copy the image's content into the empty ones, and record the host
 // path each one binds (MountPoint.Source) and the name of the anonymous ones.
-import type { Daemon, PreparedRootfs } from '../contracts.js';
+import { badRequest, type ContainerRecordView, type Daemon, type PreparedRootfs } from '../contracts.js';
 import { cleanContainerPath, type MountPoint } from '../containers/spec.js';
 import type { CreateOptions } from './service.js';
 
 /**
- * Resolve the volume mounts of a new container in place. `created` gets the name of each volume made here (so a
- * create that fails later can remove the anonymous ones again); on failure here they are removed already.
+ * Resolve the volume mounts of a new container in place (with its merged Config.Volumes and HostConfig.VolumesFrom).
+ * `created` gets the name of each volume made here (so a create that fails later can remove the anonymous ones
+ * again); on failure here they are removed already.
  */
 export async function resolveVolumeMounts(
   daemon: Daemon,
   mounts: MountPoint[],
-  imageVolumes: Record<string, unknown> | null | undefined,
-  rootfs: PreparedRootfs,
+  c: { config: Record<string, unknown>; hostConfig: Record<string, unknown>; rootfs: PreparedRootfs },
   created: string[],
 ): Promise<void> {
+  const { rootfs } = c;
+  const imageVolumes = c.config.Volumes as Record<string, unknown> | null | undefined;
+  const volumesFrom = c.hostConfig.VolumesFrom as string[] | null | undefined;
   const taken = new Set(mounts.map((m) => m.Destination));
+  // --volumes-from c[:ro|:rw]: the other container's volumes and binds at the same paths (the user's own win).
+  for (const spec of volumesFrom ?? []) {
+    const [ref = '', mode = ''] = spec.split(':');
+    if (mode !== '' && mode !== 'ro' && mode !== 'rw') throw badRequest(`invalid mode for volumes-from: ${mode}`);
+    const other = (await daemon.containers.get(ref)) as ContainerRecordView & { mountPoints?: MountPoint[] };
+    for (const m of other.mountPoints ?? []) {
+      if (m.Type === 'tmpfs' || taken.has(m.Destination)) continue;
+      taken.add(m.Destination);
+      mounts.push({ ...m, RW: mode === 'ro' ? false : mode === 'rw' ? true : m.RW, noCopy: true });
+    }
+  }
   for (const path of Object.keys(imageVolumes ?? {})) {
     const dst = cleanContainerPath(path, 'volume');
     if (taken.has(dst) || dst === '/') continue;
