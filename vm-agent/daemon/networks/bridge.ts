@@ -47,8 +47,12 @@ function checkIfName(name: string): void {
  */
 export async function ensureBridge(name: string, gatewayCidr: string): Promise<void> {
   checkIfName(name);
+  if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(gatewayCidr)) throw serverError(`invalid bridge address ${gatewayCidr}`);
   const lines: string[] = [];
-  if (!linkExists(name)) lines.push(`link add name ${name} type bridge`);
+  // A fixed MAC: by default a bridge takes the lowest of its ports', so it would change as containers come and
+  // go, and containers' ARP caches would then point at an address the bridge no longer answers to.
+  const gateway = gatewayCidr.split('/')[0]!;
+  if (!linkExists(name)) lines.push(`link add name ${name} address ${macForIp(gateway)} type bridge`);
   lines.push(`addr replace ${gatewayCidr} brd + dev ${name}`, `link set dev ${name} up`);
   await mustBatch(`setting up bridge ${name}`, lines);
 }

@@ -284,7 +284,8 @@ export class Networks implements NetworkService, NetworkManager {
       else if (!mode.startsWith('container:')) first = this.get(mode);
       const list: Array<{ n: NetworkRecord; cfg: EndpointConfig }> = first ? [{ n: first, cfg: {} }] : [];
       for (const [ref, cfg] of Object.entries(endpoints ?? {})) {
-        const n = this.get(ref);
+        // The CLI keys the default network's settings "default" (`docker run --ip … ` without --network).
+        const n = ref === 'default' && !this.find(ref) ? this.defaultBridge() : this.get(ref);
         if (n.id === first?.id) list[0]!.cfg = cfg ?? {};
         else if (!list.some((x) => x.n.id === n.id)) list.push({ n, cfg: cfg ?? {} });
       }
