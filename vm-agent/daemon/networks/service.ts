@@ -267,39 +267,42 @@ export class Networks implements NetworkService, NetworkManager {
   }
 
   create(c: NetworkedContainer, endpoints: Record<string, EndpointConfig>): Promise<{ nameservers?: string[] }> {
-    return this.locked(async () => {
-      const mode = networkMode(c.hostConfig);
-      const shared = mode === 'host' || mode.startsWith('container:');
-      if ((mode === 'none' || mode.startsWith('container:')) && publishesPorts(c.hostConfig))
-        throw badRequest('conflicting options: port publishing and the container type network mode');
-      const links = c.hostConfig.Links;
-      if (shared && Array.isArray(links) && links.length > 0)
-        throw badRequest(
-          "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
-        );
+    return this.locked(async () => this.record(c, endpoints));
+  }
 
-      // The mode's network first (its interface is eth0 and has the default route), then the other endpoints.
-      let first: NetworkRecord | undefined;
-      if (mode === 'default' || mode === 'bridge') first = this.defaultBridge();
-      else if (!mode.startsWith('container:')) first = this.get(mode);
-      const list: Array<{ n: NetworkRecord; cfg: EndpointConfig }> = first ? [{ n: first, cfg: {} }] : [];
-      for (const [ref, cfg] of Object.entries(endpoints ?? {})) {
-        // The CLI keys the default network's settings "default" (`docker run --ip … ` without --network).
-        const n = ref === 'default' && !this.find(ref) ? this.defaultBridge() : this.get(ref);
-        if (n.id === first?.id) list[0]!.cfg = cfg ?? {};
-        else if (!list.some((x) => x.n.id === n.id)) list.push({ n, cfg: cfg ?? {} });
-      }
-      if ((!first || first.driver !== 'bridge') && list.length > (first ? 1 : 0))
-        throw badRequest(`Container cannot be connected to network endpoints: ${list.map((x) => x.n.name).join(', ')}`);
-      for (const { n, cfg } of list) this.checkEndpoint(n, cfg);
-      if (first?.driver === 'bridge') wantedPorts(c.hostConfig, c.exposedPorts); // its 400s now, not at start
+  /** create's work: check, and record the container's attachments (replacing any it had). */
+  private record(c: NetworkedContainer, endpoints: Record<string, EndpointConfig>): { nameservers?: string[] } {
+    const mode = networkMode(c.hostConfig);
+    const shared = mode === 'host' || mode.startsWith('container:');
+    if ((mode === 'none' || mode.startsWith('container:')) && publishesPorts(c.hostConfig))
+      throw badRequest('conflicting options: port publishing and the container type network mode');
+    const links = c.hostConfig.Links;
+    if (shared && Array.isArray(links) && links.length > 0)
+      throw badRequest(
+        "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+      );
 
-      this.state.attachments = this.state.attachments.filter((a) => a.containerId !== c.id);
-      for (const { n, cfg } of list) this.state.attachments.push({ containerId: c.id, networkId: n.id, config: cfg });
-      this.state.containers[c.id] = { name: bare(c.name), hostname: c.hostname };
-      this.save();
-      return first?.driver === 'bridge' ? { nameservers: [first.ipam[0]!.gateway] } : {};
-    });
+    // The mode's network first (its interface is eth0 and has the default route), then the other endpoints.
+    let first: NetworkRecord | undefined;
+    if (mode === 'default' || mode === 'bridge') first = this.defaultBridge();
+    else if (!mode.startsWith('container:')) first = this.get(mode);
+    const list: Array<{ n: NetworkRecord; cfg: EndpointConfig }> = first ? [{ n: first, cfg: {} }] : [];
+    for (const [ref, cfg] of Object.entries(endpoints ?? {})) {
+      // The CLI keys the default network's settings "default" (`docker run --ip … ` without --network).
+      const n = ref === 'default' && !this.find(ref) ? this.defaultBridge() : this.get(ref);
+      if (n.id === first?.id) list[0]!.cfg = cfg ?? {};
+      else if (!list.some((x) => x.n.id === n.id)) list.push({ n, cfg: cfg ?? {} });
+    }
+    if ((!first || first.driver !== 'bridge') && list.length > (first ? 1 : 0))
+      throw badRequest(`Container cannot be connected to network endpoints: ${list.map((x) => x.n.name).join(', ')}`);
+    for (const { n, cfg } of list) this.checkEndpoint(n, cfg);
+    if (first?.driver === 'bridge') wantedPorts(c.hostConfig, c.exposedPorts); // its 400s now, not at start
+
+    this.state.attachments = this.state.attachments.filter((a) => a.containerId !== c.id);
+    for (const { n, cfg } of list) this.state.attachments.push({ containerId: c.id, networkId: n.id, config: cfg });
+    this.state.containers[c.id] = { name: bare(c.name), hostname: c.hostname };
+    this.save();
+    return first?.driver === 'bridge' ? { nameservers: [first.ipam[0]!.gateway] } : {};
   }
 
   /** Names an endpoint answers to in DNS: none on the default bridge (as Docker). */
@@ -383,6 +386,8 @@ export class Networks implements NetworkService, NetworkManager {
   attach(c: NetworkedContainer, pid: number): Promise<void> {
     return this.locked(async () => {
       await this.takeDown(c.id, false); // leftovers of an earlier run
+      // A container made before skiffd had networks (or whose create was never told us): its NetworkMode.
+      if (!(c.id in this.state.containers)) this.record(c, {});
       this.state.containers[c.id] = { name: bare(c.name), hostname: c.hostname };
       const todo = this.attachmentsOf(c.id).filter((a) => this.state.networks[a.networkId]?.driver === 'bridge');
       const up: Attachment[] = [];
