@@ -134,8 +134,10 @@ async function startServer(d: Daemon): Promise<Target[]> {
   const portOut = mustSpawn([DOCKER, ...d.cli('port', 'web', '80/tcp').slice(1)], 30_000);
   const port = Number(/^0\.0\.0\.0:(\d+)$/m.exec(portOut)?.[1]);
   if (!(port > 0)) throw new Error(`${d.name}: docker port web: ${portOut}`);
-  const net = JSON.parse(mustSpawn([DOCKER, ...d.cli('network', 'inspect', 'bridge').slice(1)], 30_000));
-  const gateway = net[0]?.IPAM?.Config?.[0]?.Gateway as string | undefined;
+  // The host's address on the bridge: the container's gateway (dockerd 20.10 leaves it out of the bridge's IPAM
+  // config when docker0 existed before it started).
+  const c = JSON.parse(mustSpawn([DOCKER, ...d.cli('inspect', '--type', 'container', 'web').slice(1)], 30_000));
+  const gateway = c[0]?.NetworkSettings?.Networks?.bridge?.Gateway as string | undefined;
   if (!gateway) throw new Error(`${d.name}: the default bridge has no gateway`);
   const targets = [
     { daemon: d, host: '127.0.0.1', port },
