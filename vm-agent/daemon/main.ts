@@ -9,10 +9,12 @@ import * as containers from './containers/index.js';
 import * as streams from './containers/streams-index.js';
 import type { ContainerService, Daemon, DaemonConfig, ImageService } from './contracts.js';
 import * as images from './images/index.js';
+import * as networks from './networks/index.js';
 import * as registry from './registry/index.js';
 import { HttpRouter, startApiServer } from './server/index.js';
 import { reachSupervisor, sibling } from './supervisor-launch.js';
 import * as system from './system/index.js';
+import * as volumes from './volumes/index.js';
 
 const log = logger('skiffd');
 
@@ -152,10 +154,12 @@ async function main(): Promise<void> {
   } as unknown as Daemon;
   daemon.images = await images.createImageService(daemon);
   daemon.registry = await registry.createRegistryService(daemon);
+  daemon.networks = await networks.createNetworkService(daemon);
+  daemon.volumes = await volumes.createVolumeService(daemon);
   daemon.containers = await containers.createContainerService(daemon);
 
   const router = new HttpRouter();
-  for (const m of [system, images, registry, containers, streams]) m.register(router, daemon);
+  for (const m of [system, images, registry, networks, volumes, containers, streams]) m.register(router, daemon);
   const api = await startApiServer({ socket: config.host, router, version: VERSION });
   log.info(`API listening on ${config.host} (data root ${dataRoot}, live restore ${config.liveRestore})`);
 
@@ -169,7 +173,7 @@ async function main(): Promise<void> {
       process.exit(code);
     };
     setTimeout(() => done(0), 5000).unref();
-    for (const s of [daemon.containers, daemon.images, daemon.registry] as unknown[])
+    for (const s of [daemon.containers, daemon.images, daemon.registry, daemon.networks, daemon.volumes] as unknown[])
       void (s as { close?(): unknown } | undefined)?.close?.();
     api.close().then(
       () => {
