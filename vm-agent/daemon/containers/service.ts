@@ -52,6 +52,7 @@ import {
   type Json,
 } from './spec.js';
 import { ContainerStore, ZERO_TIME, type ContainerRecord } from './store.js';
+import { resolveVolumeMounts, volumeNames } from '../volumes/container-mounts.js';
 
 const log = logger('containers');
 
@@ -218,6 +219,7 @@ export class Containers implements ContainerService {
     const dir = this.store.dir(id);
     mkdirSync(dir, { recursive: true, mode: 0o711 });
     this.store.reserveName(name, id);
+    const newVolumes: string[] = [];
     try {
       // -v sources that do not exist are made (as dockerd does); --mount ones were checked above.
       for (const b of (hostConfig.Binds as string[] | null) ?? []) {
@@ -231,6 +233,7 @@ export class Containers implements ContainerService {
       );
       const files = this.writeEtcFiles(id, config, hostConfig, nameservers);
       const rootfs = await this.daemon.images.prepareRootfs(image, id);
+      await resolveVolumeMounts(this.daemon, mountPoints, { config, hostConfig, rootfs }, newVolumes);
       const { path, args } = pathAndArgs(config);
       const rec: ContainerRecord = {
         id,
@@ -270,6 +273,7 @@ export class Containers implements ContainerService {
       this.store.releaseName(name, id);
       await this.daemon.images.removeRootfs(id).catch(() => undefined);
       this.store.remove(id);
+      await this.daemon.volumes.removeAnonymous(newVolumes).catch(() => undefined);
       const { rmSync } = await import('node:fs');
       rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -379,6 +383,7 @@ export class Containers implements ContainerService {
       statDevice,
       hostDevices,
       hostHostname: hostHostname(),
+      mountPoints: rec.mountPoints,
     });
   }
 
@@ -785,6 +790,11 @@ export class Containers implements ContainerService {
         .forget(cur.id)
         .catch((err) => log.warn(`container ${cur.id}: forgetting its networks: ${errorMessage(err)}`));
       this.store.remove(cur.id);
+      // `docker rm -v`, and --rm (as dockerd's auto-remove): the container's anonymous volumes no one else uses.
+      if (opts.volumes || cur.hostConfig.AutoRemove)
+        await this.daemon.volumes
+          .removeAnonymous(volumeNames(cur.mountPoints))
+          .catch((err) => log.warn(`container ${cur.id}: removing its volumes: ${errorMessage(err)}`));
       this.daemon.execs?.forget(cur.id);
       this.emit(cur, 'destroy');
       this.notify('removed', cur);
@@ -910,6 +920,12 @@ export class Containers implements ContainerService {
   async init(): Promise<void> {
     this.store.load();
     this.daemon.images.setInUse((imageId) => this.imageInUse(imageId));
+    this.daemon.volumes.setUsers((name) =>
+      this.store
+        .list()
+        .filter((c) => c.mountPoints.some((m) => m.Type === 'volume' && m.Name === name))
+        .map((c) => c.id),
+    );
     this.subscribe();
     await this.resync();
     if (!this.daemon.config.liveRestore) await this.stopAllAtStartup();

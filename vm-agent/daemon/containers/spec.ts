@@ -313,6 +313,14 @@ export interface MountPoint {
   Propagation: string;
   /** tmpfs options (mount(8) style) for tmpfs mounts. */
   options?: string[];
+  /** Volumes: the volume's name ('' until an anonymous one is made at create), its driver, and how to make it. */
+  Name?: string;
+  Driver?: string;
+  /** Volumes: do not fill an empty volume with the image's content (`nocopy`, VolumeOptions.NoCopy). */
+  noCopy?: boolean;
+  /** Volumes (--mount): labels and driver options for a volume made by this mount. */
+  volumeLabels?: Record<string, string>;
+  volumeOptions?: Record<string, string>;
 }
 
 const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'];
@@ -330,39 +338,52 @@ export function cleanContainerPath(p: string, what: string): string {
   return `/${parts.join('/')}`;
 }
 
-/** A `-v src:dst[:opts]` bind. Named volumes are refused (501) until volumes exist. */
+/** A `-v src:dst[:opts]` bind, `-v name:dst[:opts]` named volume or `-v /dst` anonymous volume (HostConfig.Binds). */
 export function parseBind(spec: string): MountPoint {
   const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3) {
-    if (parts.length === 1 && spec.startsWith('/'))
-      throw new DockerError(501, `anonymous volumes (-v ${spec}) are not supported yet: bind a host directory`);
-    throw badRequest(`invalid volume specification: '${spec}'`);
+  if (parts.length === 1 && spec.startsWith('/')) {
+    const dst = cleanContainerPath(spec, 'destination');
+    if (dst === '/') throw badRequest(`invalid specification: destination can't be '/' in '${spec}'`);
+    return volumePoint('', dst, '', true);
   }
+  if (parts.length < 2 || parts.length > 3) throw badRequest(`invalid volume specification: '${spec}'`);
   const [src, dst, opts = ''] = parts as [string, string, string?];
-  if (!src.startsWith('/'))
-    throw new DockerError(
-      501,
-      `named volumes are not supported yet (volume ${JSON.stringify(src)}): bind a host directory (an absolute path) instead`,
-    );
-  if (dst === '') throw badRequest(`invalid volume specification: '${spec}'`);
-  const m: MountPoint = {
-    Type: 'bind',
-    Source: src,
-    Destination: cleanContainerPath(dst, 'destination'),
-    Mode: opts,
-    RW: true,
-    Propagation: 'rprivate',
-  };
+  if (dst === '' || src === '') throw badRequest(`invalid volume specification: '${spec}'`);
+  const isBind = src.startsWith('/');
+  const m: MountPoint = isBind
+    ? {
+        Type: 'bind',
+        Source: src,
+        Destination: cleanContainerPath(dst, 'destination'),
+        Mode: opts,
+        RW: true,
+        Propagation: 'rprivate',
+      }
+    : volumePoint(src, cleanContainerPath(dst, 'destination'), opts || 'z', true);
   if (m.Destination === '/') throw badRequest(`invalid specification: destination can't be '/' in '${spec}'`);
   for (const o of opts ? opts.split(',') : []) {
     if (o === 'ro') m.RW = false;
     else if (o === 'rw') m.RW = true;
-    else if (PROPAGATIONS.includes(o)) m.Propagation = o;
+    else if (o === 'nocopy' && !isBind) m.noCopy = true;
+    else if (PROPAGATIONS.includes(o) && isBind) m.Propagation = o;
     else if (o === 'z' || o === 'Z' || o === 'nocopy' || o === 'consistent' || o === 'cached' || o === 'delegated')
       continue;
     else throw badRequest(`invalid mode: ${o}`);
   }
   return m;
+}
+
+function volumePoint(name: string, dst: string, mode: string, rw: boolean): MountPoint {
+  return {
+    Type: 'volume',
+    Name: name,
+    Source: '',
+    Destination: dst,
+    Driver: 'local',
+    Mode: mode,
+    RW: rw,
+    Propagation: '',
+  };
 }
 
 /** A `--mount` (HostConfig.Mounts) entry. */
@@ -395,8 +416,24 @@ export function parseMount(m: Json): MountPoint {
     if (m.ReadOnly) options.push('ro');
     return { Type: 'tmpfs', Source: '', Destination: dst, Mode: '', RW: !m.ReadOnly, Propagation: '', options };
   }
-  if (type === 'volume')
-    throw new DockerError(501, 'volume mounts are not supported yet: use a bind mount (--mount type=bind,...) instead');
+  if (type === 'volume') {
+    if (m.BindOptions)
+      throw badRequest('invalid mount config for type "volume": field BindOptions must not be specified');
+    if (m.TmpfsOptions)
+      throw badRequest('invalid mount config for type "volume": field TmpfsOptions must not be specified');
+    const vo = (m.VolumeOptions ?? {}) as Json;
+    if (vo.Subpath) throw new DockerError(501, 'volume-subpath is not supported yet');
+    const driver = vo.DriverConfig?.Name || 'local';
+    if (driver !== 'local')
+      throw new DockerError(404, `error looking up volume plugin ${driver}: plugin "${driver}" not found`);
+    const source = String(m.Source ?? '');
+    const p = volumePoint(source, dst, 'z', !m.ReadOnly);
+    if (vo.NoCopy) p.noCopy = true;
+    if (vo.Labels && Object.keys(vo.Labels as Json).length > 0) p.volumeLabels = { ...(vo.Labels as Json) };
+    if (vo.DriverConfig?.Options && Object.keys(vo.DriverConfig.Options as Json).length > 0)
+      p.volumeOptions = { ...(vo.DriverConfig.Options as Json) };
+    return p;
+  }
   throw badRequest(`invalid mount config: mount type unknown: ${JSON.stringify(type)}`);
 }
 
@@ -567,6 +604,8 @@ export interface SpecInput {
   hostDevices?: () => Array<DeviceInfo & { path: string }>;
   /** The host's hostname (NetworkMode host). */
   hostHostname?: string;
+  /** The container's mounts as resolved at create (volumes with their host paths); else parsed from HostConfig. */
+  mountPoints?: MountPoint[];
 }
 
 const INIT_IN_CONTAINER = '/sbin/docker-init';
@@ -643,7 +682,7 @@ export function buildSpec(input: SpecInput): Json {
     },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
   ];
-  const user = userMounts(h);
+  const user = input.mountPoints ?? userMounts(h);
   const userDst = new Set(user.map((m) => m.Destination));
   if (!userDst.has('/dev/shm') && h.IpcMode !== 'host')
     mounts.push({
@@ -662,7 +701,11 @@ export function buildSpec(input: SpecInput): Json {
   const sorted = [...user].sort((a, b) => a.Destination.split('/').length - b.Destination.split('/').length);
   for (const m of sorted) {
     if (m.Type === 'bind') mounts.push(bindMount(m.Destination, m.Source, !m.RW, m.Propagation));
-    else mounts.push({ destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: m.options ?? [] });
+    else if (m.Type === 'volume') {
+      // The volume's directory on the host (resolved at create): a bind, as dockerd's local driver does.
+      if (!m.Source) throw new DockerError(500, `volume for ${m.Destination} has no host path`);
+      mounts.push(bindMount(m.Destination, m.Source, !m.RW));
+    } else mounts.push({ destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: m.options ?? [] });
   }
   if (h.Init) {
     if (!input.initPath) throw new DockerError(501, '--init is not available yet: skiff-docker-init is not installed');

@@ -10,14 +10,25 @@ function mountsView(rec: ContainerRecord): Json[] {
   return (rec.mountPoints as MountPoint[]).map((m) =>
     m.Type === 'tmpfs'
       ? { Type: 'tmpfs', Source: '', Destination: m.Destination, Mode: m.Mode, RW: m.RW, Propagation: '' }
-      : {
-          Type: m.Type,
-          Source: m.Source,
-          Destination: m.Destination,
-          Mode: m.Mode,
-          RW: m.RW,
-          Propagation: m.Propagation,
-        },
+      : m.Type === 'volume'
+        ? {
+            Type: 'volume',
+            Name: m.Name ?? '',
+            Source: m.Source,
+            Destination: m.Destination,
+            Driver: m.Driver ?? 'local',
+            Mode: m.Mode,
+            RW: m.RW,
+            Propagation: '',
+          }
+        : {
+            Type: m.Type,
+            Source: m.Source,
+            Destination: m.Destination,
+            Mode: m.Mode,
+            RW: m.RW,
+            Propagation: m.Propagation,
+          },
   );
 }
 
@@ -327,7 +338,7 @@ export function filterList(all: ContainerRecord[], o: ListOptions): ContainerRec
       if (!f.get('network')!.some((n) => nets.includes(n))) continue;
     }
     if (f.has('volume')) {
-      const dsts = c.mountPoints.flatMap((m) => [m.Source, m.Destination]);
+      const dsts = c.mountPoints.flatMap((m) => [m.Name ?? m.Source, m.Destination]);
       if (!f.get('volume')!.some((v) => dsts.includes(v))) continue;
     }
     if (f.has('publish') || f.has('expose')) {
