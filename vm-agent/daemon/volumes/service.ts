@@ -10,6 +10,7 @@ import {
   badRequest,
   conflict,
   notFoundError,
+  type ContainerService,
   type Daemon,
   type DockerEvent,
   type Filters,
@@ -68,7 +69,9 @@ export class Volumes implements VolumeService {
     const bus = this.daemon.events as { subscribe?(l: (e: { event: DockerEvent }) => void): unknown };
     bus.subscribe?.(({ event }) => {
       if (event.Type === 'container' && (event.Action === 'start' || event.Action === 'die'))
-        void this.containerMounts(event.Actor.ID, event.Action === 'start' ? 'mount' : 'unmount');
+        void this.containerMounts(event.Actor.ID, event.Action === 'start' ? 'mount' : 'unmount').catch(
+          (err: unknown) => log.warn(`volume events of container ${event.Actor.ID}: ${errorMessage(err)}`),
+        );
     });
     for (const v of this.store.list()) {
       if (!v.options?.device) continue;
@@ -249,7 +252,9 @@ export class Volumes implements VolumeService {
 
   /** The volume mount/unmount events of a container's volumes. */
   private async containerMounts(id: string, action: 'mount' | 'unmount'): Promise<void> {
-    const c = (await this.daemon.containers.get(id).catch(() => undefined)) as
+    // Exits applied while the container service starts come before daemon.containers is set: no events then.
+    const containers = this.daemon.containers as ContainerService | undefined;
+    const c = (await containers?.get(id).catch(() => undefined)) as
       { mountPoints?: Array<{ Type: string; Name?: string; Destination: string; RW: boolean }> } | undefined;
     for (const m of c?.mountPoints ?? []) {
       if (m.Type !== 'volume' || !m.Name) continue;
