@@ -205,10 +205,10 @@ describe('mounts', () => {
     expect(status(() => parseBind('/src:/dst:bogus'))).toBe(400);
     expect(status(() => parseBind('/src:relative'))).toBe(400);
   });
-  it('named and anonymous volumes are not there yet (501)', () => {
-    expect(status(() => parseBind('data:/data'))).toBe(501);
-    expect(status(() => parseBind('/data'))).toBe(501);
-    expect(status(() => parseMount({ Type: 'volume', Source: 'v', Target: '/v' }))).toBe(501);
+  it('named and anonymous volumes, and --mount type=volume', () => {
+    expect(parseBind('data:/data:ro')).toMatchObject({ Type: 'volume', Name: 'data', Destination: '/data', RW: false });
+    expect(parseBind('/data')).toMatchObject({ Type: 'volume', Destination: '/data', RW: true });
+    expect(parseMount({ Type: 'volume', Source: 'v', Target: '/v' })).toMatchObject({ Type: 'volume', Name: 'v' });
   });
   it('--mount bind and tmpfs', () => {
     expect(
