@@ -1,9 +1,8 @@
 // bench/daemon (issue 4): skiffd (+ the skiff-supervisor it starts) beside Debian's dockerd + containerd (started by
 // hand as ../shared/lab/docker-baseline.sh does), both driven by the same real docker CLI (/usr/local/bin/docker,
 // `-H unix://<socket>` per daemon) on the same busybox-static image, loaded into both with `docker load`:
-//   - `docker run --rm busybox true` on each daemon's default network, and with `--network none` (the fair
-//     comparison while skiffd has no networking: it gives each container a fresh empty netns, dockerd a veth on its
-//     bridge plus iptables),
+//   - `docker run --rm busybox true` on each daemon's default bridge (a veth, an address and NAT rules each), and
+//     with `--network none` (no networking work on either side),
 //   - `docker ps` with 50 running `sleep 3600` containers in each,
 //   - `docker pull` of a ~100 MB multi-layer image (busybox-static + 4 layers of 25 MB of random data, pushed with
 //     skopeo) from a Debian docker-registry on 127.0.0.1, each pull after `docker rmi` of the image,
@@ -342,7 +341,7 @@ async function main(): Promise<number> {
     ]),
     { n: args.n, warmup: args.warmup },
   );
-  const netLabel = (n: Name) => (n === 'skiffd' ? 'skiffd (empty netns)' : 'dockerd (bridge)');
+  const netLabel = (n: Name) => `${n} (bridge)`;
   section(
     '`docker run --rm busybox true`, default network',
     'run',
@@ -355,7 +354,7 @@ async function main(): Promise<number> {
   );
   const noneLabel = (n: Name) => `${n} --network none`;
   section(
-    '`docker run --rm --network none busybox true` (the fair comparison)',
+    '`docker run --rm --network none busybox true`',
     'run-network-none',
     [...runs.filter((r) => r.name.includes('none')), ...unavailableRows(noneLabel)],
     args.n,
@@ -479,9 +478,8 @@ async function main(): Promise<number> {
   memory.push(...shimRows.filter((r) => r.what.includes('shim')));
 
   notes.push(
-    'skiffd has no networking yet: it gives each container a fresh empty network namespace, while dockerd on its ' +
-      'default bridge adds a veth pair, an IP address and iptables work per container; `--network none` on both is ' +
-      'the fair comparison',
+    'on the default bridge both daemons make a veth pair and an address per container, skiffd with nftables and ' +
+      'dockerd with iptables; `--network none` leaves networking out on both (bench/network measures it further)',
     `timing: each docker CLI call is timed by a long-lived bash around its exec (${DOCKER}, the same binary for both); ` +
       "the CLI's own start is in both figures, Node's spawn cost in neither",
     'skiffd runs in its own mount + network namespace (its registry too, on the same address and storage); ' +
