@@ -227,10 +227,17 @@ export class Containers implements ContainerService {
         if (src.startsWith('/') && !existsSync(src)) mkdirSync(src, { recursive: true, mode: 0o755 });
       }
       const endpoints = ((NetworkingConfig as Json | undefined)?.EndpointsConfig ?? {}) as Record<string, Json>;
-      const { nameservers } = await this.daemon.networks.create(
-        { id, name, hostname: String(config.Hostname), hostConfig, exposedPorts: exposedPorts(config) },
-        endpoints,
-      );
+      let nameservers: string[] | undefined;
+      try {
+        ({ nameservers } = await this.daemon.networks.create(
+          { id, name, hostname: String(config.Hostname), hostConfig, exposedPorts: exposedPorts(config) },
+          endpoints,
+        ));
+      } catch (err) {
+        // An unknown network fails the start, not the create, as dockerd: the CLI takes any 404 from create for a
+        // missing image and would try to pull it. The network service records the container when it starts.
+        if (!(err instanceof DockerError && err.status === 404)) throw err;
+      }
       const files = this.writeEtcFiles(id, config, hostConfig, nameservers);
       const rootfs = await this.daemon.images.prepareRootfs(image, id);
       await resolveVolumeMounts(this.daemon, mountPoints, { config, hostConfig, rootfs }, newVolumes);

@@ -509,18 +509,33 @@ export class Networks implements NetworkService, NetworkManager {
   // ------------------------------------------------------------------------------------------ DNS
 
   /**
-   * The embedded DNS's question: names of live endpoints on the user network the asking container is on (found by
-   * the gateway that was asked and the client's address); host.docker.internal everywhere. undefined: forward.
+   * The embedded DNS's question: names of live endpoints on every user network the asking container is on (it is
+   * found by the gateway that was asked and its address there, so one network cannot ask in another's name; a
+   * container connected later to more networks asks through its first one's gateway); host.docker.internal
+   * everywhere. undefined: not ours, forward it.
    */
   private lookup(gatewayIp: string, clientIp: string, name: string): string[] | undefined {
     const q = name.toLowerCase().replace(/\.$/, '');
     if (q === 'host.docker.internal') return [this.hostGatewayIp()];
-    const n = this.bridgeNetworks().find((x) => x.ipam[0]?.gateway === gatewayIp);
-    if (!n || this.isDefaultBridge(n)) return undefined;
-    const on = this.state.attachments.filter((a) => a.networkId === n.id && a.live);
-    if (!on.some((a) => a.live!.ipAddress === clientIp)) return undefined;
-    const ips = on.filter((a) => a.live!.dnsNames.some((d) => d.toLowerCase() === q)).map((a) => a.live!.ipAddress);
-    return ips.length ? ips : undefined;
+    const asked = this.bridgeNetworks().find((x) => x.ipam[0]?.gateway === gatewayIp);
+    if (!asked) return undefined;
+    const client = this.state.attachments.find(
+      (a) => a.networkId === asked.id && a.live?.ipAddress === clientIp,
+    )?.containerId;
+    if (!client) return undefined;
+    const userNetworks = new Set(
+      this.state.attachments
+        .filter((a) => a.containerId === client && a.live)
+        .map((a) => a.networkId)
+        .filter((id) => {
+          const n = this.state.networks[id];
+          return n && !this.isDefaultBridge(n);
+        }),
+    );
+    const ips = this.state.attachments
+      .filter((a) => a.live && userNetworks.has(a.networkId) && a.live.dnsNames.some((d) => d.toLowerCase() === q))
+      .map((a) => a.live!.ipAddress);
+    return ips.length ? [...new Set(ips)] : undefined;
   }
 
   private async listenDns(n: NetworkRecord): Promise<void> {
