@@ -157,6 +157,7 @@ describe('list views and filters', () => {
     expect(filterList(all, opts({ exited: ['3'] }, true)).map((c) => c.id)).toEqual([B]);
     expect(filterList(all, opts({ label: ['app=web'] }, true)).map((c) => c.id)).toEqual([A]);
     expect(filterList(all, opts({ name: ['jo'] }, true)).map((c) => c.id)).toEqual([B]);
+    expect(filterList(all, opts({ name: ['^job$'] }, true)).map((c) => c.id)).toEqual([B]); // without the "/"
     expect(filterList(all, opts({ before: ['web'] }, true)).map((c) => c.id)).toEqual([B]);
     expect(filterList(all, opts({ since: ['job'] }, true)).map((c) => c.id)).toEqual([A]);
     expect(status(() => filterList(all, opts({ status: ['sleepy'] })))).toBe(400);

@@ -308,7 +308,9 @@ export function filterList(all: ContainerRecord[], o: ListOptions): ContainerRec
     if (beforeT !== undefined && c.created >= beforeT) continue;
     if (sinceT !== undefined && c.created <= sinceT) continue;
     if (f.has('id') && !f.get('id')!.some((v) => c.id.startsWith(v))) continue;
-    if (f.has('name') && !f.get('name')!.some((v) => safeRegex(v).test(c.name))) continue;
+    // With and without the leading "/", as dockerd: `name=^web$` finds /web.
+    const nameHit = (v: string): boolean => safeRegex(v).test(c.name) || safeRegex(v).test(c.name.slice(1));
+    if (f.has('name') && !f.get('name')!.some(nameHit)) continue;
     if (f.has('status') && !f.get('status')!.includes(s)) continue;
     if (exited.length > 0) {
       if (s !== 'exited' || !exited.includes(c.state.exitCode)) continue;
