@@ -279,6 +279,17 @@ describe('containers on networks', () => {
     expect(def.exit).not.toBe(0);
   });
 
+  it('a renamed container answers to its new name at once', async () => {
+    await docker('run', '-d', '--name', 'oldname', '--network', 'n1', ...web());
+    const ip = await ipOf('oldname', 'n1');
+    await docker('rename', 'oldname', 'newname');
+    const ns = await runOn('n1', 'nslookup', 'newname');
+    expect(ns.code, ns.stderr + ns.stdout).toBe(0);
+    expect(ns.stdout).toMatch(new RegExp(`Address:\\s+${ip.replace(/\./g, '\\.')}`));
+    expect((await runOn('n1', 'nslookup', 'oldname')).stdout).not.toContain(ip);
+    await docker('rm', '-f', 'newname');
+  });
+
   it('--ip is honoured and shown in inspect; a taken address and one outside the subnet are errors', async () => {
     await docker('run', '-d', '--name', 'static', '--network', 'n1', '--ip', '10.99.0.200', 'busybox', 'sleep', '1000');
     const c = await inspect('static');

@@ -371,6 +371,8 @@ export interface NetworkService {
   attach(c: NetworkedContainer, pid: number): Promise<void>;
   /** Container exit/stop: unpublish its ports, release its addresses (the veths go with the netns). Idempotent. */
   detach(containerId: string): Promise<void>;
+  /** Container rename: its DNS names follow at once. */
+  rename(containerId: string, newName: string): Promise<void>;
   /** Container remove: forget its endpoint configs (after detach). */
   forget(containerId: string): Promise<void>;
   /** For inspect: the container's live (or configured, when not running) endpoints by network name. */

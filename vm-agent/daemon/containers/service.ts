@@ -827,6 +827,9 @@ export class Containers implements ContainerService {
         throw err;
       }
       this.store.releaseName(old, rec.id);
+      await this.daemon.networks
+        .rename(rec.id, newName)
+        .catch((err) => log.warn(`container ${rec.id}: new name in DNS: ${errorMessage(err)}`));
       this.emit(rec, 'rename', { oldName: old });
     });
   }

@@ -467,6 +467,19 @@ export class Networks implements NetworkService, NetworkManager {
     return this.locked(() => this.takeDown(containerId, true));
   }
 
+  rename(containerId: string, newName: string): Promise<void> {
+    return this.locked(async () => {
+      const who = this.state.containers[containerId];
+      if (!who) return;
+      who.name = bare(newName);
+      for (const a of this.attachmentsOf(containerId)) {
+        const n = this.state.networks[a.networkId];
+        if (a.live && n) a.live.dnsNames = this.dnsNames(n, containerId, a.config);
+      }
+      this.save();
+    });
+  }
+
   forget(containerId: string): Promise<void> {
     return this.locked(async () => {
       await this.takeDown(containerId, true);
