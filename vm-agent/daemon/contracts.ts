@@ -413,10 +413,15 @@ export interface VolumeRecordView {
 export interface VolumeService {
   /** By name; undefined when unknown. */
   get(name: string): VolumeRecordView | undefined;
-  /** Create if missing (as `docker run -v name:/path` does); labels/options only apply to a new one. */
+  /** Create if missing (as `docker run -v name:/path` does); labels and options only apply to a new one. */
   ensure(
     name: string | undefined,
-    opts?: { labels?: Record<string, string>; anonymous?: boolean },
+    opts?: {
+      labels?: Record<string, string> | null;
+      /** The local driver's options (type, device, o: `--mount volume-opt=…`). */
+      options?: Record<string, string> | null;
+      anonymous?: boolean;
+    },
   ): Promise<VolumeRecordView>;
   /**
    * Make the volume's directory ready to bind-mount (mount the local driver's device/type/o when it has options)
@@ -426,6 +431,8 @@ export interface VolumeService {
   mountFor(name: string, opts: { rootfs?: PreparedRootfs; containerPath: string; noCopy?: boolean }): Promise<string>;
   /** Container remove with -v (or --rm): remove its anonymous volumes unless another container uses them. */
   removeAnonymous(names: string[]): Promise<void>;
+  /** /system/df's Volumes: each volume's JSON with UsageData {Size, RefCount}. */
+  diskUsage(): Array<Record<string, unknown>>;
   /** Tells the service which volumes containers use (409 on remove, dangling filter, UsageData). */
   setUsers(usersOf: (name: string) => string[]): void;
   close?(): Promise<void>;

@@ -1,7 +1,6 @@
 // GET /system/df: images from the ImageService (with how many containers use each), containers as list
 // summaries, volumes with their size and users; no build cache yet.
 import { DockerError, type ContainerRecordView, type Daemon } from '../contracts.js';
-import { volumesDiskUsage } from '../volumes/index.js';
 
 /** A module not written yet (501) counts as empty here. */
 const unlessMissing = <T>(p: Promise<T>, empty: T): Promise<T> =>
@@ -48,7 +47,7 @@ export async function diskUsageBody(daemon: Daemon): Promise<Record<string, unkn
     LayersSize: du.layersSize,
     Images: images,
     Containers: containers.map(containerSummary),
-    Volumes: volumesDiskUsage(daemon),
+    Volumes: daemon.volumes?.diskUsage() ?? [],
     BuildCache: [],
   };
 }

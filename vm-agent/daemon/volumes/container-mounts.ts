@@ -3,7 +3,6 @@
 // path each one binds (MountPoint.Source) and the name of the anonymous ones.
 import { badRequest, type ContainerRecordView, type Daemon, type PreparedRootfs } from '../contracts.js';
 import { cleanContainerPath, type MountPoint } from '../containers/spec.js';
-import type { CreateOptions } from './service.js';
 
 /**
  * Resolve the volume mounts of a new container in place (with its merged Config.Volumes and HostConfig.VolumesFrom).
@@ -50,12 +49,7 @@ export async function resolveVolumeMounts(
     for (const m of mounts) {
       if (m.Type !== 'volume') continue;
       const isNew = !m.Name || !daemon.volumes.get(m.Name);
-      // ensure() takes the local driver's options too (volume-opt): passed as a variable, beyond the contract's type.
-      const opts: Pick<CreateOptions, 'anonymous' | 'options'> & { labels?: Record<string, string> } = {
-        anonymous: !m.Name,
-        labels: m.volumeLabels,
-        options: m.volumeOptions ?? null,
-      };
+      const opts = { anonymous: !m.Name, labels: m.volumeLabels, options: m.volumeOptions ?? null };
       const v = await daemon.volumes.ensure(m.Name || undefined, opts);
       if (isNew) created.push(v.name);
       m.Name = v.name;

@@ -2,7 +2,6 @@
 // and copy-up (mount.ts), the service the containers use (service.ts) and the /volumes routes (routes.ts).
 import type { Daemon, VolumeService } from '../contracts.js';
 import { Volumes } from './service.js';
-import { volumesOf } from './routes.js';
 
 export { register } from './routes.js';
 export { Volumes } from './service.js';
@@ -12,10 +11,4 @@ export async function createVolumeService(daemon: Daemon): Promise<VolumeService
   const v = new Volumes(daemon);
   v.init();
   return Promise.resolve(v);
-}
-
-/** /system/df's Volumes: each with UsageData {Size, RefCount}; [] when the daemon has no volume service. */
-export function volumesDiskUsage(daemon: Daemon): Record<string, unknown>[] {
-  if (!daemon.volumes) return [];
-  return volumesOf(daemon).diskUsage();
 }

@@ -7,23 +7,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { errorMessage } from '../../common/log.js';
 import { badRequest, serverError, type PreparedRootfs } from '../contracts.js';
-import { loadNative } from '../images/native.js';
+import { loadNative } from '../native.js';
 
 const execFileP = promisify(execFile);
-
-interface MountNative {
-  mount(source: string, target: string, fstype: string, flags: number, data?: string): void;
-  umount(target: string, flags?: number): void;
-  flags: { MS_RDONLY: number; MS_BIND: number; MS_REC: number; MS_REMOUNT: number; MNT_DETACH: number };
-}
-
-/** The addon images/ loads also has mount and umount (native/addon/addon.cc); its type there lists only its needs. */
-function native(): MountNative {
-  const n = loadNative() as unknown as Partial<MountNative>;
-  if (typeof n.mount !== 'function' || typeof n.umount !== 'function' || !n.flags)
-    throw serverError('the native addon has no mount/umount: run npm run build:native');
-  return n as MountNative;
-}
 
 // Linux mount flags the addon does not name (stable ABI values from <sys/mount.h>).
 const MS_NOSUID = 2;
@@ -57,7 +43,7 @@ export function checkLocalOptions(name: string, opts: Record<string, string>): v
 /** Mount the volume's device on its _data (once; a mount already there is kept). */
 export function mountDevice(dataDir: string, opts: Record<string, string>): void {
   if (!opts.device || isMountPoint(dataDir)) return;
-  const n = native();
+  const n = loadNative();
   let flags = 0;
   const data: string[] = [];
   const known: Record<string, number> = {
@@ -88,7 +74,7 @@ export function mountDevice(dataDir: string, opts: Record<string, string>): void
 /** Unmount a volume's device (lazily: a container may still hold it). */
 export function unmountDevice(dataDir: string): void {
   if (!isMountPoint(dataDir)) return;
-  const n = native();
+  const n = loadNative();
   n.umount(dataDir, n.flags.MNT_DETACH);
 }
 
@@ -138,7 +124,7 @@ export async function copyUp(
   const ov = rootfs.mounts.find((m) => m.type === 'overlay');
   const lower = ov?.options.find((o) => o.startsWith('lowerdir='))?.slice('lowerdir='.length);
   if (!lower) return;
-  const n = native();
+  const n = loadNative();
   const tmp = mkdtempSync(join(tmpBase, '.copyup-'));
   try {
     // The writable layer on top of the image's: read-only, so no upper and work dirs are needed.
