@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ProcessState } from '../../vm-agent/agent/contracts.js';
-import { ProcessKeeper, stopLeftover, type KeeperOptions } from '../../vm-agent/agent/keeper.js';
+import { ProcessKeeper, stopLeftovers, type KeeperOptions } from '../../vm-agent/agent/keeper.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -154,18 +154,50 @@ describe('ProcessKeeper', () => {
   });
 });
 
-describe('stopLeftover', () => {
-  it('stops the process in the pid file when its command line matches, and nothing else', async () => {
-    const p = spawn('/bin/sh', ['-c', 'exec sleep 31'], { detached: true, stdio: 'ignore' });
-    const gone = new Promise((r) => p.once('exit', r));
+describe('stopLeftovers', () => {
+  it('stops the process in the pid file and others whose command line matches, and nothing else', async () => {
+    const tag = `keeper-test-${process.pid}-${Date.now()}`;
+    const start = (trapTerm: boolean) => {
+      const script = trapTerm ? `trap '' TERM; while :; do sleep 0.05; done` : 'while :; do sleep 0.05; done';
+      const p = spawn('/bin/sh', ['-c', script, tag], { detached: true, stdio: 'ignore' });
+      return { p, gone: new Promise((r) => p.once('exit', r)) };
+    };
+    const a = start(false);
+    const b = start(true); // ignores SIGTERM: needs the SIGKILL
     const pidFile = join(dir, 'x.pid');
-    writeFileSync(pidFile, `${p.pid}\n`);
-    await sleep(50);
-    expect(await stopLeftover(pidFile, (argv) => argv.includes('something-else'), 200)).toBe(0);
-    expect(p.exitCode).toBeNull();
-    expect(await stopLeftover(pidFile, (argv) => argv.includes('31'), 1000)).toBe(p.pid);
-    await gone;
-    expect(p.signalCode).toBe('SIGTERM');
-    expect(await stopLeftover(join(dir, 'none.pid'), () => true)).toBe(0);
+    writeFileSync(pidFile, `${a.p.pid}\n`);
+    await sleep(100);
+    expect(await stopLeftovers(pidFile, (argv) => argv.includes('something-else'), 200)).toEqual([]);
+    expect(a.p.exitCode).toBeNull();
+    const stopped = await stopLeftovers(pidFile, (argv) => argv.includes(tag), 300);
+    expect(stopped.sort()).toEqual([a.p.pid, b.p.pid].sort());
+    await Promise.all([a.gone, b.gone]);
+    expect(a.p.signalCode).toBe('SIGTERM');
+    expect(b.p.signalCode).toBe('SIGKILL');
+    expect(await stopLeftovers(join(dir, 'none.pid'), (argv) => argv.includes(tag))).toEqual([]);
+  });
+});
+
+describe('pid file', () => {
+  it('is written on each spawn and removed by stop()', async () => {
+    const pidFile = join(dir, 'k.pid');
+    const k = keeper('exec sleep 30', { pidFile });
+    k.start();
+    await until('RUNNING', () => k.health().state === 'RUNNING');
+    expect(readFileSync(pidFile, 'utf8').trim()).toBe(String(k.health().pid));
+    await k.stop(1000);
+    expect(existsSync(pidFile)).toBe(false);
+  });
+
+  it('beforeSpawn runs first; its failure is a failed start with the reason', async () => {
+    let calls = 0;
+    const k = keeper('exec sleep 30', {
+      beforeSpawn: () => (++calls < 3 ? Promise.reject(new Error('the supervisor is not up')) : Promise.resolve()),
+    });
+    k.start();
+    await until('RUNNING', () => k.health().state === 'RUNNING');
+    expect(calls).toBe(3);
+    expect(k.health().restarts).toBe(2);
+    expect(k.health().lastExit).toBe('could not start: the supervisor is not up');
   });
 });

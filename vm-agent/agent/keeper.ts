@@ -2,7 +2,18 @@
 // probed until ready, and started again after it dies, with a back-off that doubles from 0.25 s to 30 s and goes
 // back to the start once a run stayed healthy for a minute.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { errorMessage, logger } from '../common/log.js';
 import type { ProcessHealth, ProcessState } from './contracts.js';
@@ -19,6 +30,10 @@ export interface KeeperOptions {
   /** Polled after each spawn until it answers true: STARTING → RUNNING. Without one, RUNNING at once. */
   ready?: () => Promise<boolean>;
   env?: NodeJS.ProcessEnv;
+  /** Awaited before each spawn (wait for what it needs, stop a leftover copy); a rejection counts as a failed start. */
+  beforeSpawn?: () => Promise<void>;
+  /** Where to write the pid of each run (removed by stop()), for the next agent to find a leftover. */
+  pidFile?: string;
   /** Timings; the defaults are the production ones, tests make them short. */
   backoffInitialMs?: number;
   backoffMaxMs?: number;
@@ -106,7 +121,7 @@ export class ProcessKeeper {
     if (this.started) return;
     this.started = true;
     this.stopping = false;
-    this.spawnOnce();
+    void this.launch();
   }
 
   /** SIGTERM, then SIGKILL after `timeoutMs`; no restart after this. */
@@ -123,6 +138,13 @@ export class ProcessKeeper {
         log.warn(`${this.opts.name} (${child.pid}) did not stop within ${timeoutMs} ms: SIGKILL`);
         child.kill('SIGKILL');
         await gone;
+      }
+    }
+    if (this.opts.pidFile && child?.pid) {
+      try {
+        if (readFileSync(this.opts.pidFile, 'utf8').trim() === String(child.pid)) unlinkSync(this.opts.pidFile);
+      } catch {
+        /* gone */
       }
     }
     this.setState('STOPPED');
@@ -142,6 +164,23 @@ export class ProcessKeeper {
         log.error(`${this.opts.name} state listener: ${errorMessage(err)}`);
       }
     }
+  }
+
+  private async launch(): Promise<void> {
+    this.setState('STARTING');
+    if (this.opts.beforeSpawn) {
+      try {
+        await this.opts.beforeSpawn();
+      } catch (err) {
+        if (this.stopping) return;
+        this.child = undefined;
+        this.lastExit = `could not start: ${errorMessage(err)}`;
+        this.retry([]);
+        return;
+      }
+    }
+    if (this.stopping) return;
+    this.spawnOnce();
   }
 
   private spawnOnce(): void {
@@ -170,7 +209,7 @@ export class ProcessKeeper {
     child.once('error', (err) => ended(`could not start ${command}: ${err.message}`));
     child.once('exit', (code, sig) => ended(sig ? `killed by ${sig}` : `exited with code ${code}`));
     log.info(`${name}: started ${command} ${args.join(' ')} (pid ${child.pid ?? '?'})`);
-    this.setState('STARTING');
+    if (this.opts.pidFile && child.pid) writeFileSync(this.opts.pidFile, `${child.pid}\n`);
     void this.probe(child);
   }
 
@@ -205,6 +244,11 @@ export class ProcessKeeper {
     const lines = this.lastLines();
     this.lastExit = lines.length > 0 && !why.startsWith('killed') ? `${why}: ${lines.at(-1)}` : why;
     if (this.stopping) return; // stop() sets STOPPED
+    this.retry(lines);
+  }
+
+  /** BACKOFF, then launch again after the current delay. */
+  private retry(lines: string[]): void {
     const healthyFor = this.runningSince ? Date.now() - this.runningSince : 0;
     if (healthyFor >= (this.opts.resetAfterMs ?? 60_000)) this.delay = this.opts.backoffInitialMs ?? 250;
     const wait = this.delay;
@@ -215,7 +259,7 @@ export class ProcessKeeper {
     this.timer = setTimeout(() => {
       if (this.stopping) return;
       this.restarts++;
-      this.spawnOnce();
+      void this.launch();
     }, wait);
   }
 }
@@ -230,36 +274,47 @@ function runs(pid: number, match: (argv: string[]) => boolean): boolean {
   }
 }
 
+/** Live processes whose command line passes `match` (other than this one). */
+export function findProcesses(match: (argv: string[]) => boolean): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (Number.isInteger(pid) && pid !== process.pid && runs(pid, match)) out.push(pid);
+  }
+  return out;
+}
+
 /**
- * Stop a process left by an earlier agent: the pid in `pidFile` when its command line passes `match`. SIGTERM,
- * then SIGKILL after `timeoutMs`. Returns the pid it stopped, or 0.
+ * Stop processes left by an earlier agent so that there is exactly one of each: the pid in `pidFile` and any other
+ * whose command line passes `match` (a pid file can point at a recycled pid: it must match too). SIGTERM, then
+ * SIGKILL after `timeoutMs`. Returns the pids it stopped.
  */
-export async function stopLeftover(
-  pidFile: string,
+export async function stopLeftovers(
+  pidFile: string | undefined,
   match: (argv: string[]) => boolean,
   timeoutMs = 10_000,
-): Promise<number> {
-  let pid = 0;
+): Promise<number[]> {
+  const pids = new Set(findProcesses(match));
   try {
-    pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
+    const pid = pidFile ? Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10) : 0;
+    if (pid > 0 && pid !== process.pid && runs(pid, match)) pids.add(pid);
   } catch {
-    return 0;
+    /* no pid file */
   }
-  if (!(pid > 0) || pid === process.pid || !runs(pid, match)) return 0;
-  log.warn(`stopping ${pid} left by an earlier agent (${pidFile})`);
-  const signal = (sig: NodeJS.Signals): void => {
+  if (pids.size === 0) return [];
+  log.warn(`stopping ${[...pids].join(', ')} left by an earlier agent`);
+  const signal = (pid: number, sig: NodeJS.Signals): void => {
     try {
       process.kill(pid, sig);
     } catch {
       /* gone */
     }
   };
-  signal('SIGTERM');
+  for (const pid of pids) signal(pid, 'SIGTERM');
+  const alive = () => [...pids].filter((p) => runs(p, match));
   const end = Date.now() + timeoutMs;
-  while (runs(pid, match) && Date.now() < end) await sleep(50);
-  if (runs(pid, match)) {
-    signal('SIGKILL');
-    while (runs(pid, match)) await sleep(20);
-  }
-  return pid;
+  while (alive().length > 0 && Date.now() < end) await sleep(50);
+  for (const pid of alive()) signal(pid, 'SIGKILL');
+  while (alive().length > 0) await sleep(20);
+  return [...pids];
 }
