@@ -1,7 +1,8 @@
 // Docker's multiplexed stream (attach, exec and logs of a container without a tty): frames of an 8-byte header
-// (stream 0 stdin, 1 stdout, 2 stderr; three zero bytes; the payload length as uint32 big-endian) and the payload.
-// Frames arrive split across chunks and several to a chunk; the demuxer reassembles them.
+// (stream 0 stdin, 1 stdout, 2 stderr, 3 an engine error; three zero bytes; the payload length as uint32
+// big-endian) and the payload. Frames arrive split across chunks and several to a chunk; the demuxer reassembles them.
 import type { Readable } from 'node:stream';
+import { EngineError } from './contracts.js';
 
 export type StreamName = 'stdin' | 'stdout' | 'stderr';
 
@@ -11,22 +12,35 @@ export interface Frame {
 }
 
 const HEADER = 8;
+const SYSTEM_ERROR = 3;
 const names: Record<number, StreamName> = { 0: 'stdin', 1: 'stdout', 2: 'stderr' };
 
 /** Incremental demuxer: push chunks, take whole frames. */
 export class FrameDemuxer {
   private buf: Buffer = Buffer.alloc(0);
+  /** The engine's error frame, once one came: the stream is over. */
+  failure: EngineError | undefined;
 
   /** The frames completed by this chunk (a partial frame is kept for the next one). */
   push(chunk: Buffer): Frame[] {
+    if (this.failure) throw this.failure;
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: Frame[] = [];
     while (this.buf.length >= HEADER) {
       const type = this.buf[0] as number;
       const stream = names[type];
-      if (!stream) throw new Error(`not a multiplexed stream: frame type ${type} (is the container using a tty?)`);
+      if (!stream && type !== SYSTEM_ERROR) {
+        throw new Error(`not a multiplexed stream: frame type ${type} (is the container using a tty?)`);
+      }
       const len = this.buf.readUInt32BE(4);
       if (this.buf.length < HEADER + len) break;
+      if (!stream) {
+        // The engine failed in the middle of the stream and says why in this frame (dockerd's stdcopy Systemerr):
+        // the frames before it still count, the error comes after them.
+        this.failure = new EngineError(500, this.buf.subarray(HEADER, HEADER + len).toString('utf8'));
+        this.buf = Buffer.alloc(0);
+        break;
+      }
       out.push({ stream, data: Buffer.from(this.buf.subarray(HEADER, HEADER + len)) });
       this.buf = this.buf.subarray(HEADER + len);
     }
@@ -40,21 +54,15 @@ export class FrameDemuxer {
 }
 
 /** The frames of a multiplexed stream; an end in the middle of a frame is an error. */
-export async function* demux(readable: Readable | AsyncIterable<Buffer | string>): AsyncIterable<Frame> {
+export async function* demux(
+  readable: Readable | AsyncIterable<Buffer | string> | Iterable<Buffer>,
+): AsyncIterable<Frame> {
   const d = new FrameDemuxer();
   for await (const chunk of readable as AsyncIterable<Buffer | string>) {
     for (const f of d.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) yield f;
+    if (d.failure) throw d.failure;
   }
   if (d.pending > 0) throw new Error(`the multiplexed stream ended in the middle of a frame (${d.pending} bytes left)`);
-}
-
-/** A multiplexed frame (the other direction, and for tests). */
-export function frame(stream: StreamName, data: Buffer | string): Buffer {
-  const payload = typeof data === 'string' ? Buffer.from(data) : data;
-  const header = Buffer.alloc(HEADER);
-  header[0] = stream === 'stdin' ? 0 : stream === 'stdout' ? 1 : 2;
-  header.writeUInt32BE(payload.length, 4);
-  return Buffer.concat([header, payload]);
 }
 
 const stampRe = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
