@@ -12,6 +12,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entries = [
   ['vm-agent/supervisor/main.ts', 'skiff-supervisor'],
   ['vm-agent/daemon/main.ts', 'skiffd'],
+  ['vm-agent/agent/main.ts', 'skiff-agent'],
 ];
 
 // The bundles are ESM; bundled CommonJS dependencies (grpc-js) call require() for Node's built-ins.
