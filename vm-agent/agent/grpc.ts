@@ -149,12 +149,19 @@ export function serverStream<Req, Res>(
   };
 }
 
-/** A bidi-streaming handler: fn owns the call; its promise settles it as for serverStream. */
+/**
+ * A bidi-streaming handler: fn owns the call; its promise settles it as for serverStream. fn may read the client's
+ * messages with `for await (const m of call)`: leaving that loop does not destroy the call (Node's default would,
+ * and the answers and the status written after it would be lost).
+ */
 export function bidi<Req, Res>(
   fn: (call: ServerDuplexStream<Req, Res>, signal: AbortSignal) => Promise<void>,
 ): handleBidiStreamingCall<Req, Res> {
   return (call: ServerDuplexStream<Req, Res>): void => {
     const { signal, cancelled } = cancelSignal(call as ServerDuplexStream<unknown, unknown>);
+    Object.defineProperty(call, Symbol.asyncIterator, {
+      value: () => call.iterator({ destroyOnReturn: false }),
+    });
     Promise.resolve()
       .then(() => fn(call, signal))
       .then(
