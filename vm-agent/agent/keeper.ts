@@ -104,7 +104,8 @@ export class ProcessKeeper {
     return {
       name: this.opts.name,
       state: this.state,
-      pid: this.child?.pid ?? 0,
+      // 0 while no process runs (BACKOFF, STOPPED, or before the spawn)
+      pid: this.child && this.child.exitCode === null && this.child.signalCode === null ? (this.child.pid ?? 0) : 0,
       restarts: this.restarts,
       lastExit: this.lastExit,
       since: this.since,
