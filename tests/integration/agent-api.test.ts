@@ -67,13 +67,13 @@ async function waitState(id: string, state: string, timeoutMs = 15_000): Promise
   }
 }
 
-/** GET a published port from inside the agent's network namespace (busybox wget), retried until it answers. */
+/** GET a published port from inside the agent's network namespace (curl), retried until it answers. */
 async function httpFromNetns(port: number, timeoutMs = 10_000): Promise<string> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const r = await a.inNetns('/bin/busybox', ['wget', '-qO-', '-T', '2', `http://127.0.0.1:${port}/`]);
+    const r = await a.inNetns('curl', ['-sS', '-m', '3', `http://127.0.0.1:${port}/`], { timeoutMs: 5000 });
     if (r.code === 0) return r.stdout;
-    if (Date.now() > end) throw new Error(`port ${port}: wget exit ${r.code}: ${r.stderr}`);
+    if (Date.now() > end) throw new Error(`port ${port}: curl exit ${r.code}: ${r.stderr}`);
     await sleep(200);
   }
 }
@@ -119,7 +119,7 @@ describe('System', () => {
     const server = JSON.parse(await a.dockerOk(['version', '--format', '{{json .Server}}'])) as Msg;
     expect(v.agent_version).not.toBe('');
     expect(v.engine_version).toBe(server.Version);
-    expect(v.api_version).toBe(server.APIVersion);
+    expect(v.api_version).toBe(server.ApiVersion);
     expect(v.os).toBe('linux');
     expect(v.arch).not.toBe('');
     expect(v.kernel_version).toBe(release());
@@ -272,7 +272,7 @@ describe('Containers', () => {
         command: ['sleep', '600'],
       }),
     );
-    expect(f.code).toBe('FAILED_PRECONDITION');
+    expect(f.code, f.message).toBe('FAILED_PRECONDITION');
     expect(f.message).toContain('18080');
     expect(await containerNames()).toEqual(before);
     expect(await httpFromNetns(18080)).toBe('hello-agent\nfrom-host\n'); // web still has it
