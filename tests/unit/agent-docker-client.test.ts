@@ -17,6 +17,7 @@ let socket = '';
 let server: Server;
 let client: HttpDockerClient;
 const seen: { closed: string[] } = { closed: [] };
+const served = new WeakSet<Socket>();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -70,6 +71,14 @@ async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     case 'GET /same':
       res.writeHead(304).end();
       return;
+    case 'GET /stale':
+      // The second request on a kept-alive connection finds it closed (as an engine that timed it out).
+      if (served.has(req.socket)) {
+        req.socket.destroy();
+        return;
+      }
+      served.add(req.socket);
+      return json(res, 200, { fresh: true });
     case 'GET /notjson':
       res.writeHead(200).end('{nope');
       return;
@@ -243,6 +252,13 @@ describe('json()', () => {
     expect([t.status, t.message]).toEqual([500, 'plain trouble']);
     const same = await rejection(client.json('GET', '/same'));
     expect([same.status, same.message]).toEqual([304, 'not modified']);
+  });
+
+  it('sends a request again when its kept-alive connection turns out to be closed', async () => {
+    const own = new HttpDockerClient(socket);
+    expect(await own.json('GET', '/stale')).toEqual({ fresh: true });
+    expect(await own.json('GET', '/stale')).toEqual({ fresh: true });
+    own.close();
   });
 
   it('says so when a 2xx answer is not JSON', async () => {

@@ -299,6 +299,11 @@ describe('toStatus', () => {
     expect(s.message).toBe(s.details);
     expect(s.metadata).toBeDefined();
     expect(toStatus('a string').details).toBe('a string');
+    const cut = toStatus(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    expect([cut.code, cut.details]).toEqual([
+      status.UNAVAILABLE,
+      'the connection to the engine broke off (aborted); the engine is restarting; try again in a moment',
+    ]);
   });
 });
 

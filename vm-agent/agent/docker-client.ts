@@ -47,6 +47,9 @@ async function readAll(res: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** A reused keep-alive connection turned out to be closed (sent again once). */
+class StaleConnection extends Error {}
+
 export class HttpDockerClient implements DockerClient {
   private readonly agent: Agent;
 
@@ -78,7 +81,18 @@ export class HttpDockerClient implements DockerClient {
   }
 
   /** Sends a request; resolves with a 2xx response, rejects with an EngineError for anything else. */
-  private send(method: string, path: string, req: DockerRequest | undefined): Promise<IncomingMessage> {
+  private async send(method: string, path: string, req: DockerRequest | undefined): Promise<IncomingMessage> {
+    try {
+      return await this.attempt(method, path, req);
+    } catch (err) {
+      // A kept-alive connection the engine closed while idle fails before any answer: the request never reached
+      // the engine, so sending it again on a fresh connection is safe (node's documented reusedSocket pattern).
+      if (err instanceof StaleConnection) return this.attempt(method, path, req);
+      throw err;
+    }
+  }
+
+  private attempt(method: string, path: string, req: DockerRequest | undefined): Promise<IncomingMessage> {
     const signal = req?.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal));
     const { data, headers } = this.body(req);
@@ -111,9 +125,10 @@ export class HttpDockerClient implements DockerClient {
           );
         },
       );
-      creq.on('error', (err) => {
+      creq.on('error', (err: NodeJS.ErrnoException) => {
         signal?.removeEventListener('abort', onAbort);
-        reject(this.connectionError(err));
+        if (!res && creq.reusedSocket && err.code === 'ECONNRESET' && !signal?.aborted) reject(new StaleConnection());
+        else reject(this.connectionError(err));
       });
       signal?.addEventListener('abort', onAbort, { once: true });
       creq.end(data);

@@ -29,6 +29,12 @@ export const ENGINE_UNAVAILABLE = 'the engine is restarting; try again in a mome
 /** A name taken (a container, network or volume name), as opposed to any other conflict. */
 const nameTaken = /\bname\b.*\balready in use\b|\balready exists\b/i;
 
+/** A connection to the engine that broke (a body or stream read after the status: not an EngineError yet). */
+function cutOff(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNREFUSED';
+}
+
 /** The gRPC code for an engine answer. */
 export function engineCode(err: EngineError): status {
   switch (err.status) {
@@ -61,6 +67,10 @@ export function toStatus(err: unknown): GrpcStatus {
   } else if (err instanceof ApiError) {
     code = err.code;
     details = err.message;
+  } else if (cutOff(err)) {
+    // A stream from the engine (logs, stats, an exec) that broke off: the engine went away in the middle.
+    code = status.UNAVAILABLE;
+    details = `the connection to the engine broke off (${errorMessage(err)}); ${ENGINE_UNAVAILABLE}`;
   } else {
     code = status.INTERNAL;
     details = errorMessage(err);
