@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineError } from '../../vm-agent/agent/contracts.js';
 import { buildPath, HttpDockerClient } from '../../vm-agent/agent/docker-client.js';
 import { demux, logLines, splitTimestamp, type Frame } from '../../vm-agent/agent/frames.js';
-import { frame } from '../../vm-agent/daemon/server/frames.js';
+import { DockerError, notFoundError } from '../../vm-agent/daemon/contracts.js';
+import { frame, HttpRouter, startApiServer, type ApiServer } from '../../vm-agent/daemon/server/index.js';
 
 let dir = '';
 let socket = '';
@@ -144,6 +145,13 @@ function upgrade(req: IncomingMessage, sock: Socket, head: Buffer): void {
       sock.end(
         `HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${msg.length}\r\n\r\n${msg}`,
       );
+      return;
+    }
+    if (url.pathname === '/old/start') {
+      // An older engine: 200 and then the connection raw, without the upgrade.
+      sock.write('HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\nhi\n');
+      sock.on('data', (c: Buffer) => sock.write(`echo ${c.toString()}`));
+      sock.on('end', () => sock.end('bye\n'));
       return;
     }
     const tty = url.searchParams.get('tty') === '1';
@@ -436,6 +444,20 @@ describe('hijack()', () => {
     conn.destroy();
   });
 
+  it('takes a 200 answer with the connection raw (older engines)', async () => {
+    const conn = await client.hijack('/old/start', { body: {} });
+    let all = '';
+    const reader = (async () => {
+      for await (const c of conn) all += (c as Buffer).toString();
+    })();
+    await sleep(20);
+    conn.write('z\n');
+    await sleep(20);
+    conn.end();
+    await reader;
+    expect(all).toBe('hi\necho z\nbye\n');
+  });
+
   it('throws the engine error when the engine does not upgrade', async () => {
     const e = await rejection(client.hijack('/exec/nope/start', { body: {} }));
     expect([e.status, e.message]).toEqual([404, 'No such exec instance: nope']);
@@ -448,5 +470,87 @@ describe('hijack()', () => {
     ac.abort();
     await closed;
     expect(conn.destroyed).toBe(true);
+  });
+});
+
+describe("against skiffd's own HTTP server", () => {
+  // The engine's real HTTP layer (routing, error bodies, JSON lines, hijack with 101 UPGRADED) with stub routes.
+  let api: ApiServer;
+  let engine: HttpDockerClient;
+
+  beforeAll(async () => {
+    const r = new HttpRouter();
+    r.add('GET', '/containers/json', (ctx) => ctx.send([{ Id: 'abc', all: ctx.bool('all'), f: [...ctx.filters()] }]));
+    r.add('POST', '/containers/{id}/start', (ctx) => {
+      if (ctx.params.id === 'running') throw new DockerError(304, '');
+      if (ctx.params.id === 'web') return ctx.noContent();
+      throw notFoundError(`No such container: ${ctx.params.id}`);
+    });
+    r.add('GET', '/events', (ctx) => {
+      const s = ctx.stream();
+      s.write({ Type: 'container', Action: 'create' });
+      s.write({ Type: 'container', Action: 'start' });
+      s.end();
+    });
+    r.add('POST', '/exec/{id}/start', async (ctx) => {
+      const body = await ctx.json<{ Tty: boolean }>();
+      const conn = await ctx.hijack({ multiplexed: !body.Tty });
+      const say = (s: string) => conn.write(body.Tty ? Buffer.from(s) : frame(1, s));
+      say(`started ${ctx.params.id}\n`);
+      conn.on('data', (c: Buffer) => say(`got ${c.toString()}`));
+      conn.on('end', () => conn.end());
+    });
+    api = await startApiServer({
+      socket: join(dir, 'skiffd.sock'),
+      router: r,
+      version: { api: '1.50', minApi: '1.24', engine: '28.2.2' },
+    });
+    engine = new HttpDockerClient(join(dir, 'skiffd.sock'));
+  });
+
+  afterAll(async () => {
+    engine?.close();
+    await api?.close();
+  });
+
+  it('lists with a boolean and filters as skiffd parses them', async () => {
+    expect(
+      await engine.json('GET', '/containers/json', { query: { all: true, filters: { status: ['running'] } } }),
+    ).toEqual([{ Id: 'abc', all: true, f: [['status', ['running']]] }]);
+  });
+
+  it('gets 204 as undefined, 304 and 404 as EngineErrors', async () => {
+    expect(await engine.json('POST', '/containers/web/start')).toBeUndefined();
+    expect((await rejection(engine.json('POST', '/containers/running/start'))).status).toBe(304);
+    const nf = await rejection(engine.json('POST', '/v1.50/containers/nope/start'));
+    expect([nf.status, nf.message]).toEqual([404, 'No such container: nope']);
+  });
+
+  it('reads its JSON lines', async () => {
+    expect(await collect(engine.jsonLines('GET', '/events'))).toEqual([
+      { Type: 'container', Action: 'create' },
+      { Type: 'container', Action: 'start' },
+    ]);
+  });
+
+  it('hijacks an exec start: the body reaches skiffd, output is multiplexed, stdin flows, EOF ends it', async () => {
+    const conn = await engine.hijack('/exec/e1/start', { body: { Detach: false, Tty: false } });
+    const out: string[] = [];
+    const reader = (async () => {
+      for await (const f of demux(conn)) out.push(`${f.stream}:${f.data.toString()}`);
+    })();
+    conn.write('x\n');
+    await sleep(30);
+    conn.end();
+    await reader;
+    expect(out).toEqual(['stdout:started e1\n', 'stdout:got x\n']);
+  });
+
+  it('hijacks a tty exec raw', async () => {
+    const conn = await engine.hijack('/exec/e2/start', { body: { Detach: false, Tty: true } });
+    conn.end('y');
+    let all = '';
+    for await (const c of conn) all += (c as Buffer).toString();
+    expect(all).toBe('started e2\ngot y');
   });
 });
