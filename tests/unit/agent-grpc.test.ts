@@ -109,6 +109,9 @@ beforeAll(async () => {
         write({ text: 'started' });
         await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
         tell('stream-cancelled', signal.aborted);
+        // A handler that writes once more and waits for the client must not hang on a client that is gone.
+        if (!write({ text: 'too late' })) await drained(call);
+        tell('drained-after-cancel', true);
         throw new Error('the client is gone: this error goes nowhere');
       }
       if (req.what === 'flood') {
@@ -225,8 +228,10 @@ describe('server streams', () => {
     const s = client.Stream({ what: 'wait-for-cancel' }) as ClientReadableStream<Res>;
     s.on('error', () => {}); // CANCELLED, as asked
     await new Promise((r) => s.once('data', r));
+    const after = happened('drained-after-cancel');
     s.cancel();
     expect(await cancelled).toBe(true);
+    expect(await after).toBe(true);
   });
 
   it('let the function wait while the client is behind, and lose nothing', async () => {

@@ -112,8 +112,15 @@ function cancelSignal(call: ServerWritableStream<unknown, unknown> | ServerDuple
  * Resolves when the call can take more messages (after write returned false), or when the client is gone. Server
  * streams that forward a fast source (logs, pull progress) await this so that they do not buffer without bound.
  */
-export function drained(call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>) {
+export function drained(
+  call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+): Promise<void> {
   return new Promise<void>((resolve) => {
+    // Nothing to wait for: already drained, or the client is gone (write answers false after a cancel).
+    if (call.cancelled || call.destroyed || call.writableEnded || !call.writableNeedDrain) {
+      resolve();
+      return;
+    }
     const done = (): void => {
       call.off('drain', done);
       call.off('cancelled', done);
