@@ -30,7 +30,7 @@ beforeAll(async () => {
   await a.dockerOk(['load', '-i', busyboxArchive()]);
   const r = await call(a.c.containers, 'Run', { image: 'busybox', name: 'counter', command: ['sh', '-c', COUNTER] });
   counterId = r.id as string;
-  await a.dockerOk(['run', '-d', '--name', 'idle', 'busybox', 'sleep', '3600']);
+  await a.dockerOk(['run', '-d', '--name', 'idle', '-p', '18090:80', 'busybox', 'sleep', '3600']);
 });
 
 afterAll(async () => {
@@ -82,6 +82,9 @@ describe('kill -9 of skiffd', () => {
     sh.write('echo ready\n');
     await sh.waitOutput('ready\n');
     const events = a.stream(a.c.system, 'Events', {});
+    const ports = a.stream(a.c.ports, 'WatchPublished', {});
+    await ports.waitFor((m) => m.some((e) => e.kind === 'SYNCED'), 15_000, 'SYNCED');
+    const portsBefore = ports.items.length;
     await sleep(300);
 
     const oldPid = await a.killSkiffd();
@@ -119,6 +122,11 @@ describe('kill -9 of skiffd', () => {
     );
     events.cancel();
 
+    // so did the published ports' watch: idle's port never went away, so no change is sent for it
+    expect(ports.status, ports.describe()).toBeUndefined();
+    expect(ports.items.slice(portsBefore), ports.describe()).toEqual([]);
+    ports.cancel();
+
     // new streams work
     await execWorks('idle', 'again');
     const logs2 = a.stream(a.c.containers, 'Logs', { id: counterId, follow: true, tail: 1 });
@@ -143,9 +151,10 @@ describe('kill -9 of skiff-supervisor', () => {
     expect(processOf(info, 'skiff-supervisor').last_exit).toMatch(/SIGKILL/);
     expect(alive(before.pid)).toBe(true);
     expect(await identity(counterId)).toEqual(before);
-    await execWorks('counter', 'sup');
     await sleep(500);
     expectNoGap(await counterLog());
+    // engine_ready means the engine works: skiffd reaches the new supervisor
+    await execWorks('counter', 'sup');
   });
 });
 
