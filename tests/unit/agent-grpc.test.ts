@@ -293,6 +293,12 @@ describe('toStatus', () => {
     expect(code(0)).toBe(status.UNAVAILABLE);
     expect(code(501)).toBe(status.UNIMPLEMENTED);
     expect(code(500)).toBe(status.INTERNAL);
+    expect(
+      code(
+        500,
+        'driver failed programming external connectivity on endpoint web: Bind for 0.0.0.0:8080 failed: port is already allocated',
+      ),
+    ).toBe(status.FAILED_PRECONDITION);
     expect(code(503)).toBe(status.INTERNAL);
   });
 

@@ -36,6 +36,8 @@ function cutOff(err: unknown): boolean {
 }
 
 /** The gRPC code for an engine answer. */
+const portTaken = /port is already allocated|ports are allocated|address already in use/i;
+
 export function engineCode(err: EngineError): status {
   switch (err.status) {
     case 0:
@@ -52,7 +54,8 @@ export function engineCode(err: EngineError): status {
     case 501:
       return status.UNIMPLEMENTED;
     default:
-      return status.INTERNAL;
+      // dockerd answers a host port in use with a 500; for the GUI it is a state to change, not a crash.
+      return portTaken.test(err.message) ? status.FAILED_PRECONDITION : status.INTERNAL;
   }
 }
 
