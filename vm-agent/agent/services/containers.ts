@@ -4,7 +4,7 @@ import { status } from '@grpc/grpc-js';
 import { ApiError, invalidArgument } from '../../common/errors.js';
 import { errorMessage, logger } from '../../common/log.js';
 import { EngineError, type Engine, type ServiceFactory } from '../contracts.js';
-import { bidi, serverStream, toStatus, unary } from '../grpc.js';
+import { bidi, engineCode, serverStream, toStatus, unary } from '../grpc.js';
 import { runExec } from './container-exec.js';
 import { streamLogs } from './container-logs.js';
 import { streamStats } from './container-stats.js';
@@ -154,18 +154,28 @@ async function pullIfMissing(engine: Engine, image: string): Promise<void> {
     if (!(err instanceof EngineError && err.status === 404)) throw err;
   }
   log.info(`pulling ${image} for a run`);
-  for await (const line of engine.docker.jsonLines<{ error?: string; errorDetail?: { message?: string } }>(
-    'POST',
-    '/images/create',
-    { query: splitImageRef(image) },
-  )) {
-    const msg = line.errorDetail?.message ?? line.error;
-    if (msg) {
-      const code = /not found|manifest unknown|does not exist|pull access denied/i.test(msg)
-        ? status.NOT_FOUND
-        : status.INTERNAL;
-      throw new ApiError(code, `pulling ${image}: ${msg}`);
+  let failure: string | undefined;
+  try {
+    for await (const line of engine.docker.jsonLines<{ error?: string; errorDetail?: { message?: string } }>(
+      'POST',
+      '/images/create',
+      { query: splitImageRef(image) },
+    )) {
+      failure = line.errorDetail?.message ?? line.error;
+      if (failure) break;
     }
+  } catch (err) {
+    // The engine down stays UNAVAILABLE; any other refusal keeps its code and says it was the pull.
+    if (err instanceof EngineError && err.status !== 0) {
+      throw new ApiError(engineCode(err), `pulling ${image}: ${err.message}`);
+    }
+    throw err;
+  }
+  if (failure) {
+    const code = /not found|manifest unknown|does not exist|pull access denied/i.test(failure)
+      ? status.NOT_FOUND
+      : status.INTERNAL;
+    throw new ApiError(code, `pulling ${image}: ${failure}`);
   }
 }
 
@@ -223,6 +233,22 @@ export function createBody(r: RunReq): Record<string, unknown> {
   };
 }
 
+/**
+ * A port taken is a state the user can fix (stop the other container, pick another port), not an engine fault: the
+ * engine answers it with 500 as dockerd does, so it is told apart by its message.
+ */
+const portTaken = /port is already allocated|address already in use/i;
+
+async function startContainer(engine: Engine, id: string, action = 'start', query?: { t?: number }): Promise<void> {
+  try {
+    await engine.docker.json('POST', path(id, `/${action}`), query ? { query } : undefined);
+  } catch (err) {
+    if (err instanceof EngineError && err.status >= 500 && portTaken.test(err.message))
+      throw new ApiError(status.FAILED_PRECONDITION, err.message);
+    throw err;
+  }
+}
+
 /** create + start; a container that does not start is removed, so no half-made one is left behind. */
 async function run(engine: Engine, r: RunReq): Promise<{ id: string; warnings: string[] }> {
   const body = createBody(r);
@@ -232,7 +258,7 @@ async function run(engine: Engine, r: RunReq): Promise<{ id: string; warnings: s
     body,
   });
   try {
-    await engine.docker.json('POST', path(created.Id, '/start'));
+    await startContainer(engine, created.Id);
   } catch (err) {
     await engine.docker.json('DELETE', path(created.Id), { query: { force: true, v: true } }).catch((e: unknown) => {
       // Already gone (auto-remove) is fine; anything else is worth a line in the log.
@@ -264,13 +290,11 @@ export const containersService: ServiceFactory = (engine) => {
 
     Run: unary((req: RunReq) => run(engine, req)),
 
-    Start: unary((req: RefsReq) => batch(req.ids, (id) => docker.json('POST', path(id, '/start')))),
+    Start: unary((req: RefsReq) => batch(req.ids, (id) => startContainer(engine, id))),
     Stop: unary((req: StopReq) =>
       batch(req.ids, (id) => docker.json('POST', path(id, '/stop'), { query: stopQuery(req) })),
     ),
-    Restart: unary((req: StopReq) =>
-      batch(req.ids, (id) => docker.json('POST', path(id, '/restart'), { query: stopQuery(req) })),
-    ),
+    Restart: unary((req: StopReq) => batch(req.ids, (id) => startContainer(engine, id, 'restart', stopQuery(req)))),
     Kill: unary((req: KillReq) =>
       batch(req.ids, (id) => docker.json('POST', path(id, '/kill'), { query: { signal: req.signal || undefined } })),
     ),
