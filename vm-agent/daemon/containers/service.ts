@@ -420,6 +420,8 @@ export class Containers implements ContainerService {
       await this.daemon.networks.attach(this.netContainer(rec), task.pid);
       this.writeHostsWithSelf(rec);
       await this.daemon.streams?.beforeStart(id).catch(() => undefined);
+      // Taken before the start: a program that exits at once must not have finished before it started.
+      const startedAt = nowRfc3339();
       const { pid } = await this.sup.tasks.start(id);
       rec.state = {
         ...rec.state,
@@ -428,7 +430,7 @@ export class Containers implements ContainerService {
         exitCode: 0,
         error: '',
         oomKilled: false,
-        startedAt: nowRfc3339(),
+        startedAt,
       };
       rec.hasBeenStarted = true;
       this.save(rec);
