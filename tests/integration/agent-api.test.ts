@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem, uptime } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../native/helpers.js';
 import {
   type AgentHarness,
@@ -32,6 +32,11 @@ beforeAll(async () => {
   a = await startAgent();
   await a.dockerOk(['load', '-i', busyboxArchive()]);
   busyboxId = (await a.dockerOk(['image', 'inspect', '-f', '{{.Id}}', 'busybox'])).trim();
+});
+
+// The engine's side of a failure: the agent's, skiffd's and the supervisor's last log lines.
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail' && a) console.error(a.log(30));
 });
 
 afterAll(async () => {

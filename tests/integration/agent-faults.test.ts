@@ -2,7 +2,7 @@
 // (follow) and an Exec stream are open, kill -9 of skiff-supervisor, and an agent stopped with SIGTERM and started
 // again. The agent restarts what died, open streams end with UNAVAILABLE saying the engine restarted, new streams
 // work, and containers never stop (same pid and StartedAt; a counter printed every 100 ms has no gap in its log).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot } from '../native/helpers.js';
 import {
   type AgentHarness,
@@ -31,6 +31,11 @@ beforeAll(async () => {
   const r = await call(a.c.containers, 'Run', { image: 'busybox', name: 'counter', command: ['sh', '-c', COUNTER] });
   counterId = r.id as string;
   await a.dockerOk(['run', '-d', '--name', 'idle', '-p', '18090:80', 'busybox', 'sleep', '3600']);
+});
+
+// The engine's side of a failure: the agent's, skiffd's and the supervisor's last log lines.
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail' && a) console.error(a.log(30));
 });
 
 afterAll(async () => {
