@@ -120,14 +120,22 @@ export const isNotFound = (err: unknown): boolean =>
 export const isFailedPrecondition = (err: unknown): boolean =>
   err instanceof SupervisorError && err.code === grpc.status.FAILED_PRECONDITION;
 
-type Unary = (req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
+type Unary = (
+  req: object,
+  md: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res: unknown) => void,
+) => void;
 
 function unary<T>(client: grpc.Client, method: string, req: object, timeoutMs: number | undefined): Promise<T> {
   const fn = (client as unknown as Record<string, Unary>)[method];
   if (!fn) return Promise.reject(new Error(`supervisor: no method ${method}`));
+  // Calls with a deadline wait for a supervisor that is restarting (instead of failing at once while the channel
+  // is between reconnects); the deadline still bounds them.
   const opts: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+  const md = new grpc.Metadata({ waitForReady: !!timeoutMs });
   return new Promise((res, rej) =>
-    fn.call(client, req, opts, (err, out) =>
+    fn.call(client, req, md, opts, (err, out) =>
       err ? rej(new SupervisorError(method, err.code, err.details)) : res(out as T),
     ),
   );
@@ -188,6 +196,9 @@ export function connectSupervisor(socketPath: string): SupervisorClient {
   const chOpts: grpc.ChannelOptions = {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
+    // A local socket: when the supervisor restarts, reconnect within a second, not after grpc's minutes of back-off.
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 1000,
   };
   const cc = new v1.Containers!(addr, creds, chOpts);
   const tc = new v1.Tasks!(addr, creds, chOpts);
