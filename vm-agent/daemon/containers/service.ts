@@ -30,6 +30,7 @@ import {
   readRootfsFile,
   statDevice,
 } from './host.js';
+import { HealthMonitors, validateHealthcheck } from './health.js';
 import { generateName, validNameRe } from './names.js';
 import { goArch } from './seccomp.js';
 import {
@@ -86,11 +87,18 @@ export class Containers implements ContainerService {
   private readonly restarts = new Map<string, RestartState>();
   private readonly sup: SupervisorClient;
   private eventsStream: { cancel(): void } | undefined;
+  /** Healthcheck probes of running containers (health.ts). */
+  private readonly health: HealthMonitors;
   private closed = false;
 
   constructor(private readonly daemon: Daemon) {
     this.store = new ContainerStore(daemon.config.dataRoot);
     this.sup = daemon.supervisor;
+    this.health = new HealthMonitors(this.sup, {
+      find: (id) => this.store.find(id),
+      persist: (rec) => this.store.put(rec),
+      emit: (rec, action, extra) => this.emit(rec, action, extra),
+    });
   }
 
   // ----- ContainerService ---------------------------------------------------------------------------------------
@@ -181,6 +189,7 @@ export class Containers implements ContainerService {
     const { HostConfig, NetworkingConfig, ...configIn } = body;
     const hostConfig = normalizeHostConfig(HostConfig as Json | undefined);
     const config = mergeImageConfig(configIn, image.config);
+    validateHealthcheck(config.Healthcheck);
     config.Image = imageRef;
     // Checked now so that create, not start, fails on them.
     const mountPoints = userMounts(hostConfig);
@@ -433,6 +442,7 @@ export class Containers implements ContainerService {
         startedAt,
       };
       rec.hasBeenStarted = true;
+      this.health.start(rec);
       this.save(rec);
       this.emit(rec, 'start');
     } catch (err) {
@@ -512,6 +522,7 @@ export class Containers implements ContainerService {
     if (!rec || rec.id !== id) return;
     if (rec.state.status !== 'running' && rec.state.status !== 'paused') return;
     if (x.pid && rec.state.pid && x.pid !== rec.state.pid) return; // an earlier run's exit
+    this.health.stop(id);
     await this.sup.tasks.delete(id).catch(() => undefined);
     await this.daemon.networks
       .detach(id)
@@ -645,6 +656,7 @@ export class Containers implements ContainerService {
     if (rec.state.status !== 'running' && rec.state.status !== 'paused') return false;
     rec.manuallyStopped = true;
     this.store.put(rec);
+    this.health.stop(rec.id);
     const sig = signal ?? this.stopSignal(rec);
     const timeout = t ?? (typeof rec.config.StopTimeout === 'number' ? (rec.config.StopTimeout as number) : 10);
     const w = this.exited(rec.id, timeout < 0 ? -1 : timeout * 1000);
@@ -720,6 +732,7 @@ export class Containers implements ContainerService {
       if (rec.state.status !== 'running') throw conflict(`container ${rec.id} is not running`);
       await this.sup.tasks.pause(rec.id);
       rec.state.status = 'paused';
+      this.health.stop(rec.id);
       this.save(rec);
       this.emit(rec, 'pause');
     });
@@ -732,6 +745,7 @@ export class Containers implements ContainerService {
       if (rec.state.status !== 'paused') throw conflict(`container ${rec.id} is not paused`);
       await this.sup.tasks.resume(rec.id);
       rec.state.status = 'running';
+      this.health.resume(rec);
       this.save(rec);
       this.emit(rec, 'unpause');
     });
@@ -781,6 +795,7 @@ export class Containers implements ContainerService {
           `cannot remove container "${cur.name}": container is running: stop the container before removing or force remove`,
         );
       this.cancelRestart(cur.id);
+      this.health.stop(cur.id);
       cur.state.status = 'removing';
       this.store.put(cur);
       await this.sup.tasks.delete(cur.id).catch(() => undefined);
@@ -945,6 +960,12 @@ export class Containers implements ContainerService {
       const s = this.store.find(id)?.state.status;
       return s === 'running' || s === 'paused';
     });
+    // Healthchecks of the containers that still run begin again from "starting", as dockerd's restore.
+    for (const rec of this.store.list())
+      if (rec.state.status === 'running' && rec.config.Healthcheck) {
+        this.health.start(rec);
+        this.store.put(rec);
+      }
     // Restart policies resumed: containers that should run and do not.
     for (const rec of this.store.list()) {
       const rp = (rec.hostConfig.RestartPolicy ?? {}) as { Name?: string };
@@ -1039,6 +1060,7 @@ export class Containers implements ContainerService {
     this.closed = true;
     this.eventsStream?.cancel();
     for (const id of [...this.restarts.keys()]) this.cancelRestart(id);
+    this.health.stopAll();
   }
 }
 

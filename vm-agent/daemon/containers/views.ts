@@ -123,7 +123,8 @@ export function inspectView(
     StartedAt: s.startedAt,
     FinishedAt: s.finishedAt,
   };
-  if (rec.config.Healthcheck) state.Health = rec.health ?? { Status: 'starting', FailingStreak: 0, Log: [] };
+  // As dockerd: there once the container has started with a probe; kept (its last value) after it stops.
+  if (rec.health) state.Health = rec.health;
   const out: Json = {
     Id: rec.id,
     Created: rec.created,
@@ -205,8 +206,11 @@ export function humanDuration(ms: number): string {
 export function statusText(rec: ContainerRecord, now = Date.now()): string {
   const s = rec.state;
   switch (s.status) {
-    case 'running':
-      return `Up ${humanDuration(now - Date.parse(s.startedAt))}`;
+    case 'running': {
+      const up = `Up ${humanDuration(now - Date.parse(s.startedAt))}`;
+      if (!rec.health) return up;
+      return `${up} (${rec.health.Status === 'starting' ? 'health: starting' : rec.health.Status})`;
+    }
     case 'paused':
       return `Up ${humanDuration(now - Date.parse(s.startedAt))} (Paused)`;
     case 'restarting':
@@ -332,7 +336,7 @@ export function filterList(all: ContainerRecord[], o: ListOptions): ContainerRec
     }
     if (f.has('ancestor') && !o.ancestorIds.has(c.imageId)) continue;
     if (f.has('health')) {
-      const h = c.config.Healthcheck ? (c.health?.Status ?? 'starting') : 'none';
+      const h = c.health?.Status ?? 'none';
       if (!f.get('health')!.includes(h)) continue;
     }
     if (f.has('network')) {
