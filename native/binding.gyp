@@ -29,6 +29,16 @@
       "ldflags": ["-static", "-s"]
     },
     {
+      # PID 1 of the VM (docs/init.md): static, so that it runs before anything else is there.
+      "target_name": "skiff-init",
+      "type": "executable",
+      "sources": ["init/main.c", "init/config.c", "init/console.c", "init/services.c", "init/system.c",
+                  "runtime/error.c", "runtime/jsonutil.c", "runtime/util.c"],
+      "include_dirs": ["init", "runtime"],
+      "ldflags": ["-static", "-s"],
+      "libraries": ["-ljson-c"]
+    },
+    {
       "target_name": "skiff_native",
       "sources": ["addon/addon.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
