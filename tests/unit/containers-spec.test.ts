@@ -82,6 +82,18 @@ describe('merge with the image config', () => {
     expect(pathAndArgs(c)).toEqual({ path: '/entry', args: ['arg1'] });
   });
 
+  it("a healthcheck given in part takes the rest from the image's (dockerd's merge)", () => {
+    const img = { ...image, Healthcheck: { Test: ['CMD-SHELL', 'true'], Interval: 30e9, Retries: 3 } };
+    expect(mergeImageConfig({ Healthcheck: { Interval: 1e9 } }, img).Healthcheck).toEqual({
+      Test: ['CMD-SHELL', 'true'],
+      Interval: 1e9,
+      Retries: 3,
+    });
+    expect(mergeImageConfig({ Healthcheck: { Test: ['NONE'] } }, img).Healthcheck).toMatchObject({ Test: ['NONE'] });
+    expect(mergeImageConfig({}, img).Healthcheck).toEqual(img.Healthcheck);
+    expect(mergeImageConfig({}, image).Healthcheck).toBeUndefined();
+  });
+
   it('user env first, then the image env not overridden', () => {
     const c = mergeImageConfig({ Env: ['A=user', 'C=user'] }, image);
     expect(c.Env).toEqual(['A=user', 'C=user', 'PATH=/img', 'B=image']);

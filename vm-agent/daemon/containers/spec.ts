@@ -117,6 +117,18 @@ export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/
 // ---------------------------------------------------------------------------------------------- merge with the image
 
 /** Docker's Config after merging the image's config (daemon: merge), with defaults; a 400 when nothing to run. */
+/** As dockerd: what the user left empty of a healthcheck (`--health-interval 1s` alone) comes from the image's. */
+export function mergeHealthcheck(user: Json | undefined, image: Json | undefined): Json | undefined {
+  if (!user) return image;
+  if (!image) return user;
+  const out: Json = { ...user };
+  const test = user.Test as string[] | undefined;
+  if (!test || test.length === 0) out.Test = image.Test;
+  for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'])
+    if (!user[k] && image[k]) out[k] = image[k];
+  return out;
+}
+
 export function mergeImageConfig(config: Json, image: ImageRuntimeConfig): Json {
   const c: Json = { ...config };
   if (!c.User) c.User = image.User ?? '';
@@ -142,7 +154,8 @@ export function mergeImageConfig(config: Json, image: ImageRuntimeConfig): Json 
   c.Entrypoint = c.Entrypoint ?? null;
   if (!c.WorkingDir) c.WorkingDir = image.WorkingDir ?? '';
   if (!c.StopSignal && image.StopSignal) c.StopSignal = image.StopSignal;
-  if (!c.Healthcheck && image.Healthcheck) c.Healthcheck = image.Healthcheck;
+  c.Healthcheck = mergeHealthcheck(c.Healthcheck as Json | undefined, image.Healthcheck as Json | undefined);
+  if (!c.Healthcheck) delete c.Healthcheck;
   const args = [...((c.Entrypoint as string[] | null) ?? []), ...((c.Cmd as string[] | null) ?? [])];
   if (args.length === 0) throw badRequest('No command specified');
   return c;

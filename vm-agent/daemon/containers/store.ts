@@ -25,7 +25,7 @@ export interface ContainerRecord extends ContainerRecordView {
   hostsPath: string;
   resolvConfPath: string;
   platform: string;
-  /** Health as last recorded (healthchecks are stored, not run). */
+  /** Health as last recorded by the healthcheck monitor (health.ts). */
   health?: { Status: string; FailingStreak: number; Log: unknown[] };
 }
 
