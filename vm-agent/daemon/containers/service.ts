@@ -645,13 +645,20 @@ export class Containers implements ContainerService {
   /** Signal, wait t seconds, SIGKILL. Returns false when the container was not running (304). */
   private async stopContainer(rec: ContainerRecord, t: number | undefined, signal?: number): Promise<boolean> {
     if (rec.state.status === 'restarting') {
-      this.cancelRestart(rec.id);
-      rec.manuallyStopped = true;
-      rec.state.status = 'exited';
-      this.save(rec);
-      this.notify('exit', rec);
-      this.emit(rec, 'stop');
-      return true;
+      // Under the lock: a restart already under way finishes first, and is then stopped as a running container.
+      const stopped = await this.lock.run(rec.id, async () => {
+        if (rec.state.status !== 'restarting') return false;
+        this.cancelRestart(rec.id);
+        rec.manuallyStopped = true;
+        rec.state.status = 'exited';
+        this.save(rec);
+        this.notify('exit', rec);
+        return true;
+      });
+      if (stopped) {
+        this.emit(rec, 'stop');
+        return true;
+      }
     }
     if (rec.state.status !== 'running' && rec.state.status !== 'paused') return false;
     rec.manuallyStopped = true;
