@@ -1,7 +1,7 @@
 // Builds native/binding.gyp with node-gyp (configure once, then incremental) and copies the executables
 // to dist/bin/ and the addon to dist/native/.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,12 @@ run('build', '-j', 'max');
 const release = join(native, 'build', 'Release');
 mkdirSync(join(root, 'dist', 'bin'), { recursive: true });
 mkdirSync(join(root, 'dist', 'native'), { recursive: true });
-for (const program of ['skiff-runtime', 'skiff-shim', 'skiff-docker-init'])
-  copyFileSync(join(release, program), join(root, 'dist', 'bin', program));
-copyFileSync(join(release, 'skiff_native.node'), join(root, 'dist', 'native', 'skiff_native.node'));
+/** Copy then rename: a program that is running (the shim of a live container) is replaced, never written over. */
+function install(src, dst) {
+  const tmp = `${dst}.tmp-${process.pid}`;
+  copyFileSync(src, tmp);
+  renameSync(tmp, dst);
+}
+for (const program of ['skiff-runtime', 'skiff-shim', 'skiff-docker-init', 'skiff-init'])
+  install(join(release, program), join(root, 'dist', 'bin', program));
+install(join(release, 'skiff_native.node'), join(root, 'dist', 'native', 'skiff_native.node'));

@@ -72,19 +72,23 @@ What you can run today
       ${runtime} start demo                      # prints: hello from skiff
       ${runtime} state demo && ${runtime} delete demo
 
-  ${join(dirname(runtime), 'skiffd')}
-    the Docker Engine API daemon (it starts its own supervisor). On this Linux host, as root:
+  ${join(dirname(runtime), 'skiff-agent')} --native
+    the whole engine on this Linux host, without a VM: the agent starts skiff-supervisor and skiffd, keeps them
+    running, and serves the GUI's gRPC API (proto/agent.proto). As root:
 
-      ${join(dirname(runtime), 'skiffd')} -H unix:///tmp/skiff/docker.sock --data-root /tmp/skiff/lib \\
-        --exec-root /tmp/skiff/run &
-      export DOCKER_HOST=unix:///tmp/skiff/docker.sock
-      docker version && docker load -i <an image tar> && docker run --rm <image> echo hello
+      ${join(dirname(runtime), 'skiff-agent')} --native --root /tmp/skiff/lib --run /tmp/skiff/run &
+      export DOCKER_HOST=unix:///tmp/skiff/run/docker.sock
+      docker version && docker load -i <an image tar>
+      docker network create web && docker run -d --name api --network web -p 8080:80 <image> <server>
+      docker run --rm --network web <image> wget -qO- http://api/      # names resolve on user networks
+      docker volume create data && docker run --rm -v data:/data <image> sh -c 'echo hi > /data/f'
 
   npm test                         build, lint and every test tier (native and integration need root)
   npm run bench -- runtime         skiff-runtime beside runc and crun, alternately (root)
   npm run bench -- supervisor      the supervisor beside containerd (root)
   npm run bench -- daemon          skiffd beside dockerd (root; needs Debian's docker.io)
+  npm run bench -- network         docker run on the bridge, published-port latency and throughput, beside dockerd
 
-Not built yet: networks and volumes in skiffd, the VM agent, the VM image and the dashboard. When the dashboard lands, \`npm start\` opens it (in Electron, or in your browser when no
+Not built yet: the VM (image, skiff-init, host agent, skiff CLI) and the dashboard. When the dashboard lands, \`npm start\` opens it (in Electron, or in your browser when no
 Electron binary is present).
 `);
