@@ -26,6 +26,42 @@ function execForm(arg: string): string[] {
 }
 
 /** Apply the Dockerfile instructions `docker import --change` allows. */
+const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+
+/** A Go duration ("30s", "1m30s", "500ms") in ns, as Dockerfile's HEALTHCHECK flags take them. */
+export function parseDuration(s: string): number {
+  const parts = [...s.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (!parts.length || parts.map((p) => p[0]).join('') !== s) throw badRequest(`invalid duration: ${s}`);
+  return Math.round(parts.reduce((ns, p) => ns + Number(p[1]) * DURATION_UNITS[p[2] as string]!, 0));
+}
+
+/** `HEALTHCHECK [--interval=… --timeout=… --start-period=… --start-interval=… --retries=N] CMD …` or `NONE`. */
+export function parseHealthcheck(arg: string): Record<string, unknown> {
+  let rest = arg.trim();
+  const hc: Record<string, unknown> = {};
+  const flags: Record<string, string> = {
+    interval: 'Interval',
+    timeout: 'Timeout',
+    'start-period': 'StartPeriod',
+    'start-interval': 'StartInterval',
+  };
+  for (let m = /^--([a-z-]+)=(\S+)\s*/.exec(rest); m; m = /^--([a-z-]+)=(\S+)\s*/.exec(rest)) {
+    const [all, name, value] = m as unknown as [string, string, string];
+    if (name === 'retries') {
+      if (!/^\d+$/.test(value)) throw badRequest(`invalid HEALTHCHECK --retries: ${value}`);
+      hc.Retries = Number(value);
+    } else if (flags[name]) hc[flags[name]] = parseDuration(value);
+    else throw badRequest(`unknown HEALTHCHECK flag: --${name}`);
+    rest = rest.slice(all.length);
+  }
+  if (/^NONE$/i.test(rest)) return { Test: ['NONE'] };
+  const cmd = /^CMD\s+([\s\S]+)$/i.exec(rest);
+  if (!cmd) throw badRequest(`invalid HEALTHCHECK: expected CMD <command> or NONE, got ${JSON.stringify(arg)}`);
+  const form = execForm(cmd[1] as string);
+  hc.Test = form[0] === '/bin/sh' && form[1] === '-c' ? ['CMD-SHELL', form[2]] : ['CMD', ...form];
+  return hc;
+}
+
 export function applyChanges(cfg: ImageRuntimeConfig & Record<string, unknown>, changes: string[]): void {
   for (const raw of changes) {
     for (const line of raw.split('\n')) {
@@ -85,6 +121,9 @@ export function applyChanges(cfg: ImageRuntimeConfig & Record<string, unknown>, 
           for (const v of list) vols[v] = {};
           break;
         }
+        case 'HEALTHCHECK':
+          cfg.Healthcheck = parseHealthcheck(arg);
+          break;
         case 'ONBUILD':
           cfg.OnBuild = [...((cfg.OnBuild as string[] | undefined) ?? []), arg];
           break;
