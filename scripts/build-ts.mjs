@@ -12,6 +12,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entries = [
   ['vm-agent/supervisor/main.ts', 'skiff-supervisor'],
   ['vm-agent/daemon/main.ts', 'skiffd'],
+  ['electron/hostagent/main.ts', 'skiff-hostagent'],
   ['vm-agent/agent/main.ts', 'skiff-agent'],
 ];
 
@@ -20,6 +21,11 @@ const banner = [
   '#!/usr/bin/env node',
   "import { createRequire as __skiffCreateRequire } from 'node:module';",
   'const require = __skiffCreateRequire(import.meta.url);',
+  // ssh2 finds files by __dirname, which ESM lacks.
+  "import { dirname as __skiffDirname } from 'node:path';",
+  "import { fileURLToPath as __skiffFileURLToPath } from 'node:url';",
+  'const __filename = __skiffFileURLToPath(import.meta.url);',
+  'const __dirname = __skiffDirname(__filename);',
 ].join('\n');
 
 mkdirSync(join(root, 'dist', 'bin'), { recursive: true });
@@ -37,6 +43,9 @@ for (const [entry, name] of entries) {
     entryPoints: [src],
     outfile,
     bundle: true,
+    // ssh2's optional native speed-up (its install script is not allowed here): required at run time inside a
+    // try, so leaving it out of the bundle just means ssh2's pure-JS path.
+    external: ['cpu-features'],
     platform: 'node',
     target: 'node20',
     format: 'esm',
