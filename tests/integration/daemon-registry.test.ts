@@ -543,16 +543,27 @@ net.createServer((c) => {
     const step = () => { if (off >= d.length) { u.resume(); return; }
       c.write(d.subarray(off, off + 65536)); off += 65536; setTimeout(step, 10); };
     step(); });
-}).listen(5002, '127.0.0.1');
+}).listen(5002, '127.0.0.1', () => console.log('ready'));
 `,
     );
-    const px = spawn('nsenter', ['-t', String(b.nsPid), '-n', '--', process.execPath, proxy], { stdio: 'ignore' });
+    const px = spawn('nsenter', ['-t', String(b.nsPid), '-n', '--', process.execPath, proxy], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     try {
-      await sleep(300);
+      // listening before the pull starts (a loaded machine takes more than a moment to start node)
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('the slow proxy did not start within 20 s')), 20_000);
+        px.stdout!.on('data', (d: Buffer) => {
+          if (d.toString().includes('ready')) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+      });
       const before = storeState(b);
       const pulling = b.docker(['pull', `${SLOW}/big:1`], { timeoutMs: 120_000 });
       // wait until the layer is being written, then kill the registry
-      for (let i = 0; i < 200 && storeState(b).ingest.length === 0; i++) await sleep(50);
+      for (let i = 0; i < 600 && storeState(b).ingest.length === 0; i++) await sleep(50);
       expect(storeState(b).ingest.length).toBeGreaterThan(0);
       await stopRegistry(regB);
       regB = undefined;
