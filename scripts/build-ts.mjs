@@ -14,6 +14,7 @@ const entries = [
   ['vm-agent/daemon/main.ts', 'skiffd'],
   ['electron/hostagent/main.ts', 'skiff-hostagent'],
   ['vm-agent/agent/main.ts', 'skiff-agent'],
+  ['electron/cli/main.ts', 'skiff'],
 ];
 
 // The bundles are ESM; bundled CommonJS dependencies (grpc-js) call require() for Node's built-ins.
