@@ -90,7 +90,8 @@ export function ensureDockerContext(o: DockerContextOptions): DockerContextResul
   const host = dockerHostUrl(o.socket);
   const metaFile = contextMetaFile(name, configDir);
   let meta: ContextMeta | undefined;
-  if (existsSync(metaFile)) {
+  const existed = existsSync(metaFile);
+  if (existed) {
     try {
       const parsed = JSON.parse(readFileSync(metaFile, 'utf8')) as unknown;
       if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) meta = parsed as ContextMeta;
@@ -109,7 +110,7 @@ export function ensureDockerContext(o: DockerContextOptions): DockerContextResul
   let change: DockerContextResult['change'] = 'unchanged';
   if (text !== before) {
     writeAtomic(metaFile, text, 0o644);
-    change = meta ? 'updated' : 'created';
+    change = existed ? 'updated' : 'created';
   }
   let current = false;
   if (o.use) {
