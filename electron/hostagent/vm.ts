@@ -311,7 +311,10 @@ export class Vm extends EventEmitter {
     this.set({ qemuPid: child.pid ?? 0 });
     const failFast = <T>(pr: Promise<T>): Promise<T> =>
       Promise.race([
-        pr,
+        // QEMU dying mid-connect can break the connection (ECONNRESET) before its exit is seen: the exit says why.
+        pr.catch(async (err: unknown) => {
+          throw await Promise.race([exited, new Promise((r) => setTimeout(() => r(err), 1000))]);
+        }),
         exited.then((e) => {
           throw e;
         }),
