@@ -29,6 +29,7 @@ import {
 
 export const VERSION = '0.1.0';
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const out = (s: string): void => void process.stdout.write(s);
 const err = (s: string): void => void process.stderr.write(s);
 
@@ -84,18 +85,32 @@ async function lifecycle(c: HostClient, op: 'start' | 'restart'): Promise<number
   // Subscribe first (the stream sends the current status at once), so that no step is missed.
   let subscribed: () => void = () => undefined;
   const ready = new Promise<void>((r) => (subscribed = r));
+  let settled: () => void = () => undefined;
+  const final = new Promise<void>((r) => (settled = r));
+  let began = false;
   const stopWatch = c.watch(
     (s) => {
-      subscribed();
+      if (!began) {
+        began = true;
+        subscribed();
+        return; // the status before the operation
+      }
       progress.update(s);
+      if (s.state === 'RUNNING' || s.state === 'ERROR') settled();
     },
-    () => subscribed(),
+    () => {
+      subscribed();
+      settled();
+    },
   );
-  await Promise.race([ready, new Promise((r) => setTimeout(r, 2000))]);
+  await Promise.race([ready, sleep(2000)]);
+  // The stream and the call's answer travel apart: let the stream catch up (its last steps) before the verdict.
+  const drain = (): Promise<unknown> => Promise.race([final, sleep(1000)]);
   let s: HostStatus;
   try {
     s = await (op === 'start' ? c.start() : c.restart());
   } catch (e) {
+    await drain();
     stopWatch();
     progress.done();
     const reason = (e as Error).message;
@@ -104,6 +119,7 @@ async function lifecycle(c: HostClient, op: 'start' | 'restart'): Promise<number
         `(the VM console: skiff logs${p.name === 'default' ? '' : ` --vm ${p.name}`}; files in ${p.dir})`,
     );
   }
+  await drain();
   stopWatch();
   progress.done();
   const ctx = keepDockerContext(p.name, p.dockerSocket, s.warnings);
