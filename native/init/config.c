@@ -122,9 +122,8 @@ static int read_blob(const init_opts *o, const char *name, char **out, size_t *l
   snprintf(path, sizeof path, "%s/%s/raw", o->fw_cfg_dir, name);
   if (read_file(path, out, len, err) < 0) {
     if (err->errnum == ENOENT)
-      return sk_fail(err, ENOENT,
-                     "fw_cfg blob opt/skiff/%s: %s is missing (QEMU needs -fw_cfg name=opt/skiff/%s,file=...)", name,
-                     path, name);
+      return sk_fail(err, 0, "fw_cfg blob opt/skiff/%s: %s is missing (QEMU needs -fw_cfg name=opt/skiff/%s,file=...)",
+                     name, path, name);
     return sk_wrap(err, "fw_cfg blob opt/skiff/%s", name);
   }
   return 0;

@@ -502,10 +502,12 @@ static void unmount_tree(const char *target) {
     free(info);
     return;
   }
+  bool done = true;
   for (int i = n - 1; i >= 0; i--) {
     if (umount2(points[i], 0) == 0 || errno == EINVAL || errno == ENOENT) continue;
     int e = errno;
     if (strcmp(points[i], target) == 0) {
+      done = false;
       if (mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0)
         warn("unmount %s: %s: remounted read-only", target, strerror(e));
       else
@@ -514,7 +516,7 @@ static void unmount_tree(const char *target) {
       umount2(points[i], MNT_DETACH);
     }
   }
-  say("unmounted %s", target);
+  if (done) say("unmounted %s", target);
   free(info);
 }
 
