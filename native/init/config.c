@@ -1,7 +1,7 @@
 /* Options and configuration. In the VM skiff-init gets no options (the kernel may pass stray words of its command
  * line: they are ignored with a warning; `skiff_on_fatal=poweroff` and `skiff_verbose=1` on the kernel command
  * line arrive as environment variables). Everything it needs from the host comes from fw_cfg blobs:
- *   opt/skiff/config                {hostname, shares:[{tag, path}], agentArgs:[...], dataDevice}
+ *   opt/skiff/config                {hostname, shares:[{tag, path, type}], agentArgs:[...], dataDevice}
  *   opt/skiff/ssh_host_ed25519_key  the VM's SSH host key (private, made by the host)
  *   opt/skiff/authorized_keys       the user's public key
  * read from /sys/firmware/qemu_fw_cfg/by_name/opt/skiff/<name>/raw (module qemu_fw_cfg). */
@@ -164,7 +164,11 @@ static int parse_config(json_object *root, init_config *c, sk_error *err) {
     if (!tag[0] || strlen(tag) > 31) return sk_fail(err, 0, "%s.tag: 1 to 31 characters (a 9p mount tag)", where);
     if (path[0] != '/' || strstr(path, "/../") || strcmp(path, "/") == 0)
       return sk_fail(err, 0, "%s.path must be an absolute path other than /: %s", where, path);
-    c->shares[c->nshares++] = (share){strdup(tag), strdup(path)};
+    const char *type = NULL;
+    if (j_string(sh, "type", where, false, &type, err) < 0) return -1;
+    if (type && strcmp(type, "9p") != 0 && strcmp(type, "virtiofs") != 0)
+      return sk_fail(err, 0, "%s.type: \"9p\" or \"virtiofs\", not \"%s\"", where, type);
+    c->shares[c->nshares++] = (share){strdup(tag), strdup(path), type && strcmp(type, "virtiofs") == 0};
   }
   const char **args = NULL;
   if (j_strv(root, "agentArgs", "config", false, &args, err) < 0) return -1;

@@ -20,9 +20,10 @@
 typedef struct share {
   char *tag;
   char *path;
+  bool virtiofs; /* "type": "virtiofs" (default "9p") */
 } share;
 
-/* opt/skiff/config: {hostname, shares:[{tag, path}], agentArgs:[...], dataDevice} */
+/* opt/skiff/config: {hostname, shares:[{tag, path, type}], agentArgs:[...], dataDevice} */
 typedef struct init_config {
   char *hostname;
   share shares[MAX_SHARES];

@@ -432,12 +432,19 @@ void mount_shares(const init_opts *o, const init_config *c) {
       warn("share %s: %s", sh->tag, err.msg);
       continue;
     }
-    if (mount(sh->tag, target, "9p", MS_NOATIME, "trans=virtio,version=9p2000.L,msize=512000") < 0) {
+    if (sh->virtiofs) {
+      if (mount(sh->tag, target, "virtiofs", MS_NOATIME, NULL) < 0) {
+        warn("share %s on %s: mount virtiofs: %s (is -device vhost-user-fs-...,tag=%s given, and virtiofs loaded?)",
+             sh->tag, target, strerror(errno), sh->tag);
+        continue;
+      }
+    } else if (mount(sh->tag, target, "9p", MS_NOATIME, "trans=virtio,version=9p2000.L,msize=512000") < 0) {
       warn("share %s on %s: mount 9p: %s (is -virtfs ...,mount_tag=%s given, and 9pnet_virtio loaded?)", sh->tag,
            target, strerror(errno), sh->tag);
       continue;
     }
-    say("share %s mounted on %s (%llu ms)", sh->tag, target, (unsigned long long)(mono_ms() - t0));
+    say("share %s (%s) mounted on %s (%llu ms)", sh->tag, sh->virtiofs ? "virtiofs" : "9p", target,
+        (unsigned long long)(mono_ms() - t0));
   }
 }
 

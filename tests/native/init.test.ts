@@ -396,13 +396,25 @@ describe('skiff-init', () => {
     expect(await bad.exited).toBe(1);
     expect(bad.out()).toMatch(/FATAL: config \(opt\/skiff\/config\): shares\[0\]/);
 
+    const type = boot(setup({ shares: [{ tag: 'home', path: '/home', type: 'nfs' }] }));
+    expect(await type.exited).toBe(1);
+    expect(type.out()).toMatch(
+      /FATAL: config \(opt\/skiff\/config\): shares\[0\]\.type: "9p" or "virtiofs", not "nfs"/,
+    );
+
     const json = boot(setup('{"hostname": '));
     expect(await json.exited).toBe(1);
     expect(json.out()).toMatch(/FATAL: config is not valid JSON/);
   });
 
   it('a share that cannot be mounted and a missing kernel module are warnings, not fatal', async () => {
-    const s = setup({ hostname: 'skiff-test', shares: [{ tag: 'nosuchtag', path: '/home/someone' }] });
+    const s = setup({
+      hostname: 'skiff-test',
+      shares: [
+        { tag: 'nosuchtag', path: '/home/someone' },
+        { tag: 'nosuchfs', path: '/home/other', type: 'virtiofs' },
+      ],
+    });
     const list = join(s.dir, 'modules');
     // only a missing file: nothing is loaded into this host's kernel
     writeFileSync(list, '# modules\nbuiltin ext4\nkernel/drivers/nothing/skiff_no_such_module.ko\n');
@@ -412,6 +424,7 @@ describe('skiff-init', () => {
     expect(out).toMatch(/warning: kernel module skiff_no_such_module: .*: No such file or directory/);
     expect(out).toMatch(/kernel modules: 0 loaded, 0 already there, 1 missing, 0 failed/);
     expect(out).toMatch(/warning: share nosuchtag on .*\/home\/someone: mount 9p/);
+    expect(out).toMatch(/warning: share nosuchfs on .*\/home\/other: mount virtiofs/);
     expect(existsSync(join(s.root, 'home/someone'))).toBe(true);
     expect(await stop(b2)).toBe(0);
   });
