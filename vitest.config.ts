@@ -38,6 +38,20 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          // The VM image (build/vm-image) booted by QEMU (TCG on these machines) and driven over SSH: root (the
+          // image build runs debootstrap and chroot), one file at a time; building the image the first time takes
+          // minutes, a boot under TCG tens of seconds.
+          name: 'vm',
+          include: ['tests/vm/**/*.test.ts'],
+          setupFiles: ['tests/setup/require-root.ts'],
+          pool: 'forks',
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 900_000,
+        },
+      },
     ],
   },
 });

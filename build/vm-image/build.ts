@@ -167,6 +167,7 @@ export function buildVmImage(opts: BuildOptions = {}): BuildResult {
     );
     installLibs(stage, [nodeBinary, ...nativeBinaries, join(dist, 'native', 'skiff_native.node')]);
     run('ldconfig', ['-r', stage]);
+    rmSync(join(stage, 'var/cache/ldconfig'), { recursive: true, force: true }); // inode numbers: not reproducible
     verify(stage);
     writeFileSync(
       join(stage, 'etc/skiff/image.json'),
