@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { keepDockerContext } from './docker-context.js';
 import { PortForwarder, UnixForward, type PortForwardStatus } from './forwards.js';
 import { ensureKeys, hostAlias, pinnedHostKey } from './keys.js';
 import { ensurePrivateDir, type VmPaths } from './paths.js';
@@ -245,9 +246,15 @@ export class Vm extends EventEmitter {
     await ensureDisk(p.dataDisk, settings.diskGiB);
 
     const shares = settings.shares.map((path, i) => ({ tag: `skiff${i}`, path }));
-    writeFileSync(p.guestConfig, `${JSON.stringify({ hostname: hostAlias(p.name).replace(/_/g, '-'), shares })}\n`, {
-      mode: 0o600,
-    });
+    // What skiff-init reads from fw_cfg (docs/init.md): the data disk is the first virtio-blk device; inside the VM
+    // the host is QEMU's user-network gateway, which is what host.docker.internal must reach.
+    const guestConfig = {
+      hostname: hostAlias(p.name).replace(/_/g, '-'),
+      dataDevice: '/dev/vda',
+      shares,
+      agentArgs: ['--skiffd-arg=--host-gateway-ip=10.0.2.2'],
+    };
+    writeFileSync(p.guestConfig, `${JSON.stringify(guestConfig)}\n`, { mode: 0o600 });
 
     this.progress('qemu', 15);
     const probe = this.o.probe ?? probeHost();
@@ -355,6 +362,7 @@ export class Vm extends EventEmitter {
     writeFileSync(p.state, `${JSON.stringify({ qemuPid: child.pid, sshPort, startedAt: new Date() })}\n`, {
       mode: 0o600,
     });
+    keepDockerContext(p.name, p.dockerSocket, this.qemuWarnings);
     this.set({
       state: 'RUNNING',
       step: '',

@@ -31,7 +31,7 @@ describe('Vm lifecycle without an image', () => {
     const vm = new Vm({ paths: p, image: findImage(img), probe: { ...probeHost('tcg') }, bootTimeoutMs: 20_000 });
     const seen: VmStatusView[] = [];
     vm.on('status', (s: VmStatusView) => seen.push(s));
-    const err = await vm.start(settings).catch((e: unknown) => e as Error);
+    const err = (await vm.start(settings).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toMatch(/QEMU exited during boot \(code 1\)/);
     expect(vm.status()).toMatchObject({ state: 'ERROR', accel: 'tcg' });
