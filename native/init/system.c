@@ -316,12 +316,16 @@ static void announce(const char *ifname) {
   if (s < 0) return;
   struct ifreq ifr = {0};
   snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
-  if (ioctl(s, SIOCGIFHWADDR, &ifr) == 0 && ioctl(s, SIOCGIFINDEX, &ifr) == 0) {
+  /* struct ifreq is a union: keep the MAC before SIOCGIFINDEX writes the index over it. */
+  unsigned char mac[6];
+  bool have_mac = ioctl(s, SIOCGIFHWADDR, &ifr) == 0;
+  if (have_mac) memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+  if (have_mac && ioctl(s, SIOCGIFINDEX, &ifr) == 0) {
     unsigned char pkt[28];
     struct in_addr ip;
     inet_pton(AF_INET, GUEST_ADDR, &ip);
     memcpy(pkt, "\x00\x01\x08\x00\x06\x04\x00\x01", 8); /* Ethernet, IPv4, request */
-    memcpy(pkt + 8, ifr.ifr_hwaddr.sa_data, 6);
+    memcpy(pkt + 8, mac, 6);
     memcpy(pkt + 14, &ip, 4);
     memset(pkt + 18, 0, 6);
     memcpy(pkt + 24, &ip, 4);
