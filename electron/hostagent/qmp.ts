@@ -92,7 +92,9 @@ export class QmpClient extends EventEmitter {
           () => {
             clearTimeout(timer);
             sock.off('error', fail);
-            sock.on('error', (err) => client.shutdown(err));
+            sock.on('error', (err) =>
+              client.shutdown(new Error(`QMP ${path}: the connection to QEMU closed (QEMU exited?): ${err.message}`)),
+            );
             resolve(client);
           },
           (err: Error) => fail(err),
