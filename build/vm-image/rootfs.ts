@@ -92,7 +92,7 @@ export const SSHD_CONFIG = `# Skiff VM: written by build/vm-image (docs/vm-image
 Port 22
 ListenAddress 0.0.0.0
 HostKey /etc/ssh/ssh_host_ed25519_key
-AuthorizedKeysFile /root/.ssh/authorized_keys
+AuthorizedKeysFile /etc/ssh/skiff_authorized_keys
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no

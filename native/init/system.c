@@ -459,11 +459,10 @@ int write_ssh_files(const init_opts *o, const init_config *c, sk_error *err) {
   if (mkdir_p(rpath(o, "/etc/ssh", path), 0755, err) < 0) return sk_wrap(err, "ssh host key");
   if (write_file_atomic(rpath(o, "/etc/ssh/ssh_host_ed25519_key", path), c->host_key, c->host_key_len, 0600, err) < 0)
     return sk_wrap(err, "ssh host key");
-  if (mkdir_p(rpath(o, "/root/.ssh", path), 0700, err) < 0) return sk_wrap(err, "authorized_keys");
-  if (chmod(rpath(o, "/root", path), 0700) < 0 || chmod(rpath(o, "/root/.ssh", path), 0700) < 0)
-    return sk_fail(err, errno, "authorized_keys: chmod %s", path);
-  if (write_file_atomic(rpath(o, "/root/.ssh/authorized_keys", path), c->authorized_keys, c->authorized_keys_len, 0600,
-                        err) < 0)
+  /* Not in /root/.ssh: the user's home is shared into the VM at the same path, and for root on a Linux host that
+   * is /root: the share would hide the key, or the key would be written into the host's own home. */
+  if (write_file_atomic(rpath(o, "/etc/ssh/skiff_authorized_keys", path), c->authorized_keys, c->authorized_keys_len,
+                        0600, err) < 0)
     return sk_wrap(err, "authorized_keys");
   /* sshd's privilege separation directory, on the fresh /run */
   if (mkdir_p(rpath(o, "/run/sshd", path), 0755, err) < 0) return sk_wrap(err, "sshd");
