@@ -5,6 +5,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -356,6 +357,11 @@ export class Vm extends EventEmitter {
       new UnixForward(this.ssh, p.agentSocket, '/run/skiff/agent.sock'),
     ];
     for (const f of this.forwards) await f.start();
+    // RUNNING means docker works: the engine in the VM (Node under TCG) answers some seconds after SSH does.
+    this.progress('engine', 95);
+    await failFast(waitForDocker(p.dockerSocket, boot)).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- serial log (${p.serialLog}) ---\n${tail(p.serialLog, 20)}`);
+    });
     this.ports = new PortForwarder(this.ssh);
     this.ports.on('change', () => this.emit('status', this.status()));
     this.watcher = new PortsWatcher(p.agentSocket, this.ports).start();
@@ -517,4 +523,28 @@ export async function ensureDisk(file: string, sizeGiB: number): Promise<void> {
     await run(img, ['resize', '-q', file, `${sizeGiB}G`]).catch((err: unknown) => {
       throw missing(err);
     });
+}
+
+/** Until GET /_ping through the forwarded docker socket answers OK (the engine in the VM is up), or the timeout. */
+async function waitForDocker(socketPath: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = httpRequest({ socketPath, path: '/_ping', timeout: 5000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+        if (res.statusCode !== 200) last = `HTTP ${res.statusCode}`;
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
+      req.on('error', (err) => {
+        last = err.message;
+        resolve(false);
+      });
+      req.end();
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the engine in the VM did not answer on the docker socket within ${timeoutMs / 1000} s (${last})`);
 }

@@ -180,8 +180,9 @@ describe.skipIf(!existsSync(join(REPO, 'dist/vm/manifest.json')))('skiff start w
     expect(r.stdout).toContain(`Docker socket: unix://${sock}\n`);
     const j = JSON.parse((await c.skiff(['status', '--vm', vm, '--json'])).stdout);
     expect(j).toMatchObject({ state: 'RUNNING', dockerSocket: sock, accel: 'tcg' });
-    const sh = await c.skiff(['shell', '--vm', vm, '--', 'cat', '/proc/1/comm']);
-    expect(sh).toMatchObject({ code: 0, stdout: expect.stringMatching(/skiff-init/) });
+    // a shell in the VM: its hostname, and PID 1 is skiff-init (the image's /init)
+    const sh = await c.skiff(['shell', '--vm', vm, '--', 'sh', '-c', 'hostname; cat /proc/1/comm']);
+    expect(sh).toMatchObject({ code: 0, stdout: `skiff-${vm}\ninit\n` });
     expect((await c.skiff(['ssh-config', '--vm', vm])).stdout).toContain(`Port ${j.sshPort}\n`);
     const ctx = await c.skiff(['context', '--vm', vm]);
     expect(ctx.code).toBe(0);
