@@ -41,7 +41,12 @@ function step(name, cmd, args) {
 if (process.getuid?.() !== 0) {
   console.log('note: not root: the tiers that need root (native, and the addon unit tests) will FAIL, not skip');
 }
-if (!own.includes('--no-build')) step('build', npm, ['run', '--silent', 'build']);
+if (!own.includes('--no-build')) {
+  step('build', npm, ['run', '--silent', 'build']);
+  // The VM image (cached by the hash of its inputs; minutes the first time: debootstrap), for the vm tier and the
+  // host agent's and CLI's tests with a real VM.
+  step('vm image', npm, ['run', '--silent', 'build:vm-image']);
+}
 if (!own.includes('--no-lint')) step('lint', npm, ['run', '--silent', 'lint']);
 
 const jsonFile = join(tmp, 'vitest.json');
