@@ -89,6 +89,7 @@ What you can run today
   npm run bench -- daemon          skiffd beside dockerd (root; needs Debian's docker.io)
   npm run bench -- network         docker run on the bridge, published-port latency and throughput, beside dockerd
 
-Not built yet: the VM (image, skiff-init, host agent, skiff CLI) and the dashboard. When the dashboard lands, \`npm start\` opens it (in Electron, or in your browser when no
+The VM: \`npm run build:vm-image\`, then \`${join(dirname(runtime), 'skiff')} start\` boots it (QEMU) and prints the
+docker socket it forwards; \`skiff status\`, \`skiff shell\`, \`skiff stop\`. Not built yet: the dashboard. When the dashboard lands, \`npm start\` opens it (in Electron, or in your browser when no
 Electron binary is present).
 `);
