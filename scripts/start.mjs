@@ -90,6 +90,8 @@ What you can run today
   npm run bench -- network         docker run on the bridge, published-port latency and throughput, beside dockerd
 
 The VM: \`npm run build:vm-image\`, then \`${join(dirname(runtime), 'skiff')} start\` boots it (QEMU) and prints the
-docker socket it forwards; \`skiff status\`, \`skiff shell\`, \`skiff stop\`. Not built yet: the dashboard. When the dashboard lands, \`npm start\` opens it (in Electron, or in your browser when no
+docker socket it forwards; \`skiff status\`, \`skiff shell\`, \`skiff stop\`.
+
+Not built yet: the dashboard. When it lands, \`npm start\` opens it (in Electron, or in your browser when no
 Electron binary is present).
 `);
