@@ -4,7 +4,7 @@
 // QEMU cannot boot, QEMU missing from PATH), status/logs/stop/stop --quit after that, a dead host agent, reset's
 // confirmation. The full boot is in the last test, when dist/vm exists.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO } from '../native/helpers.js';
@@ -172,7 +172,7 @@ describe('skiff start without a bootable image', () => {
 describe.skipIf(!existsSync(join(REPO, 'dist/vm/manifest.json')))(
   'skiff start with the real VM image (dist/vm)',
   () => {
-    it('start → RUNNING with the docker socket; status, shell, ssh-config, docker version; stop', async () => {
+    it('start → RUNNING; status, shell, ssh-config, docker version; a home folder shared into a container; a published port on the host; stop', async () => {
       const vm = 'real';
       const r = await c.skiff(['start', '--vm', vm], {}, 600_000);
       if (r.code !== 0) {
@@ -195,6 +195,53 @@ describe.skipIf(!existsSync(join(REPO, 'dist/vm/manifest.json')))(
         timeoutMs: 60_000,
       });
       expect(v.code, v.stderr).toBe(0);
+
+      // What users do next: a published port on the host's 127.0.0.1, and a folder of their home in a container.
+      const dockerIn = (args: string[]) =>
+        run('/usr/local/bin/docker', ['--context', `skiff-${vm}`, ...args], { env: c.env, timeoutMs: 180_000 });
+      const { busyboxArchive } = await import('./daemon-harness.js');
+      const load = await dockerIn(['load', '-i', busyboxArchive()]);
+      expect(load.code, load.stderr).toBe(0);
+      const shared = mkdtempSync(join(homedir(), '.skiff-share-test-'));
+      try {
+        writeFileSync(join(shared, 'from-host'), 'hello from the host\n');
+        const rw = await dockerIn([
+          'run',
+          '--rm',
+          '-v',
+          `${shared}:/work`,
+          'busybox',
+          'sh',
+          '-c',
+          'cat /work/from-host && echo written in the VM > /work/from-vm',
+        ]);
+        expect(rw.code, rw.stderr).toBe(0);
+        expect(rw.stdout).toBe('hello from the host\n');
+        expect(readFileSync(join(shared, 'from-vm'), 'utf8')).toBe('written in the VM\n');
+      } finally {
+        rmSync(shared, { recursive: true, force: true });
+      }
+      const web = await dockerIn([
+        'run',
+        '-d',
+        '-p',
+        '127.0.0.1:18089:80',
+        'busybox',
+        'sh',
+        '-c',
+        'mkdir /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www',
+      ]);
+      expect(web.code, web.stderr).toBe(0);
+      let body = '';
+      for (let i = 0; i < 60 && body !== 'published\n'; i++) {
+        body = await fetch('http://127.0.0.1:18089/').then(
+          (res) => res.text(),
+          () => '',
+        );
+        if (body !== 'published\n') await new Promise((res) => setTimeout(res, 500));
+      }
+      expect(body).toBe('published\n');
+
       const st = await c.skiff(['stop', '--vm', vm], {}, 120_000);
       expect(st.code).toBe(0);
       expect(readFileSync(join(c.home, vm, 'hostagent.log'), 'utf8')).toMatch(/STOPPED/);
