@@ -172,7 +172,7 @@ describe('skiff start without a bootable image', () => {
 describe.skipIf(!existsSync(join(REPO, 'dist/vm/manifest.json')))(
   'skiff start with the real VM image (dist/vm)',
   () => {
-    it('start → RUNNING; status, shell, ssh-config, docker version; a home folder shared into a container; a published port on the host; stop', async () => {
+    it('start → RUNNING; status, shell, ssh-config, docker version; a home folder shared into a container; a published port on the host; a second start; kill -9 of QEMU keeps images and volumes; stop', async () => {
       const vm = 'real';
       const r = await c.skiff(['start', '--vm', vm], {}, 600_000);
       if (r.code !== 0) {
@@ -241,6 +241,28 @@ describe.skipIf(!existsSync(join(REPO, 'dist/vm/manifest.json')))(
         if (body !== 'published\n') await new Promise((res) => setTimeout(res, 500));
       }
       expect(body).toBe('published\n');
+
+      // A second start while running says so and changes nothing.
+      const again = await c.skiff(['start', '--vm', vm], {}, 60_000);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain('is already running');
+
+      // kill -9 of QEMU: the status says the VM stopped unexpectedly; the next start has the images and volumes.
+      expect((await dockerIn(['volume', 'create', 'kept'])).code).toBe(0);
+      const { qemuPid } = JSON.parse((await c.skiff(['status', '--vm', vm, '--json'])).stdout) as { qemuPid: number };
+      expect(qemuPid).toBeGreaterThan(0);
+      process.kill(qemuPid, 'SIGKILL');
+      let state = '';
+      for (let i = 0; i < 60 && state !== 'ERROR' && state !== 'STOPPED'; i++) {
+        await new Promise((res) => setTimeout(res, 500));
+        state = (JSON.parse((await c.skiff(['status', '--vm', vm, '--json'])).stdout) as { state: string }).state;
+      }
+      expect(['ERROR', 'STOPPED']).toContain(state);
+      const r2 = await c.skiff(['start', '--vm', vm], {}, 600_000);
+      expect(r2.code, r2.stderr).toBe(0);
+      const imgs = await dockerIn(['images', '--format', '{{.Repository}}:{{.Tag}}']);
+      expect(imgs.stdout).toContain('busybox:latest');
+      expect((await dockerIn(['volume', 'ls', '--format', '{{.Name}}'])).stdout.split('\n')).toContain('kept');
 
       const st = await c.skiff(['stop', '--vm', vm], {}, 120_000);
       expect(st.code).toBe(0);
