@@ -1,15 +1,8 @@
 // The rootfs mounts of a bundle: mounted in order on <bundle>/rootfs with the native addon's mount(2), unmounted
 // (lazily, so a busy mount never blocks a delete) when the container is deleted.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNative } from '../common/native.js';
 import type { MountSpec } from './store.js';
-
-interface Addon {
-  mount(source: string, target: string, fstype: string, flags: number, data?: string): void;
-  umount(target: string, flags?: number): void;
-}
 
 // mount(2) flags (linux/mount.h); the addon exports a few, these are the full set options may name.
 const MS = {
@@ -95,33 +88,9 @@ export function parseMountOptions(type: string, options: readonly string[]): Par
   return { flags, data: data.join(','), propagation: prop, bind: (flags & MS.BIND) !== 0 };
 }
 
-let addon: Addon | undefined;
-
-/** dist/native/skiff_native.node beside dist/bin, or the repo's dist/ when running from source. */
-function loadAddon(): Addon {
-  if (addon) return addon;
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    process.env.SKIFF_NATIVE_ADDON,
-    join(here, '../native/skiff_native.node'),
-    join(here, '../../dist/native/skiff_native.node'),
-  ].filter((p): p is string => Boolean(p));
-  const require = createRequire(import.meta.url);
-  const errors: string[] = [];
-  for (const p of candidates) {
-    try {
-      addon = require(p) as Addon;
-      return addon;
-    } catch (err) {
-      errors.push(`${p}: ${(err as Error).message}`);
-    }
-  }
-  throw new Error(`cannot load the native addon skiff_native.node (${errors.join('; ')}); run npm run build`);
-}
-
 /** Mount every mount on target, in order. On failure, what was mounted is unmounted again and the error thrown. */
 export function mountAll(mounts: readonly MountSpec[], target: string): void {
-  const a = loadAddon();
+  const a = loadNative();
   let done = 0;
   try {
     for (const m of mounts) {
@@ -147,7 +116,7 @@ export function mountAll(mounts: readonly MountSpec[], target: string): void {
 
 function unmountQuiet(target: string): void {
   try {
-    loadAddon().umount(target, MNT_DETACH);
+    loadNative().umount(target, MNT_DETACH);
   } catch {
     /* already gone */
   }
@@ -155,7 +124,7 @@ function unmountQuiet(target: string): void {
 
 /** Unmount everything stacked on target (lazily). */
 export function unmountAll(target: string): void {
-  for (let i = 0; i < 64 && isMountPoint(target); i++) loadAddon().umount(target, MNT_DETACH);
+  for (let i = 0; i < 64 && isMountPoint(target); i++) loadNative().umount(target, MNT_DETACH);
 }
 
 /** Whether target is a mount point in this mount namespace. */

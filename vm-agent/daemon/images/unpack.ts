@@ -17,7 +17,7 @@ import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink } from 'n
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { loadNative } from '../native.js';
+import { loadNative } from '../../common/native.js';
 import { readTar, TarError, type TarHeader } from './tar.js';
 
 export class LayerError extends Error {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { errorMessage } from '../../common/log.js';
 import { badRequest, serverError, type PreparedRootfs } from '../contracts.js';
-import { loadNative } from '../native.js';
+import { loadNative } from '../../common/native.js';
 
 const execFileP = promisify(execFile);
 

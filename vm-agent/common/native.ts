@@ -1,5 +1,5 @@
 // The native addon (native/addon/addon.cc): the few syscalls Node lacks. Snapshots need mknod (whiteouts, fifos) and
-// lsetxattr (opaque dirs); volumes need mount and umount (local-driver devices, the read-only overlay of copy-up).
+// lsetxattr (opaque dirs); the supervisor (rootfs) and volumes (devices, copy-up overlays) need mount and umount.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
